@@ -1,0 +1,161 @@
+//! Command-line and environment configuration of `tandem serve`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::node::SessionSettings;
+use crate::protocol::IceServer;
+use crate::session::LimitConfig;
+
+/// `tandem serve`: run a node.
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on for HTTP and WebSocket (`/ws`).
+    #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Shard actors, each owning part of the waiting pool [default: one per core].
+    #[arg(long, env = "TANDEM_SHARDS")]
+    pub shards: Option<usize>,
+
+    /// HTTP worker threads that run the user sessions [default: one per core].
+    #[arg(long, env = "TANDEM_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// This node's id in logs, metrics and `welcome.node` [default: random].
+    #[arg(long, env = "TANDEM_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// How often an idle client is pinged.
+    #[arg(long, env = "TANDEM_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// A client silent for this long (no frame, no pong) is disconnected and leaves the pool.
+    #[arg(long, env = "TANDEM_HEARTBEAT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+
+    /// Sustained join/next/leave per second per connection (bursts of twice that).
+    #[arg(long, env = "TANDEM_JOINS_PER_SEC", default_value_t = LimitConfig::default().joins_per_sec)]
+    pub joins_per_sec: u32,
+
+    /// Sustained msg/typing per second per connection (bursts of twice that).
+    #[arg(long, env = "TANDEM_MSGS_PER_SEC", default_value_t = LimitConfig::default().msgs_per_sec)]
+    pub msgs_per_sec: u32,
+
+    /// Sustained signal per second per connection (bursts of twice that).
+    #[arg(long, env = "TANDEM_SIGNALS_PER_SEC", default_value_t = LimitConfig::default().signals_per_sec)]
+    pub signals_per_sec: u32,
+
+    /// Sustained frames of any kind per second per connection (bursts of twice that).
+    #[arg(long, env = "TANDEM_FRAMES_PER_SEC", default_value_t = LimitConfig::default().frames_per_sec)]
+    pub frames_per_sec: u32,
+
+    /// Refused frames (decaying at one per second) before a flooding client is closed (1008).
+    #[arg(long, env = "TANDEM_FLOOD_STRIKES", default_value_t = LimitConfig::default().strikes_to_close)]
+    pub flood_strikes: u32,
+
+    /// Open connections per worker thread before new ones wait.
+    #[arg(long, env = "TANDEM_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// STUN server URL for `welcome.ice_servers` (repeatable, or comma-separated).
+    #[arg(long = "stun", env = "TANDEM_STUN", value_delimiter = ',')]
+    pub stun: Vec<String>,
+
+    /// On SIGTERM or Ctrl-C: how long connected users get to be told and closed before the
+    /// node exits regardless.
+    #[arg(long, env = "TANDEM_SHUTDOWN_GRACE", default_value = "3s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Wrapper::parse_from(["tandem"]).args
+    }
+}
+
+impl ServeArgs {
+    /// How sessions behave under these flags.
+    pub fn session_settings(&self) -> SessionSettings {
+        let ice_servers = if self.stun.is_empty() {
+            Vec::new()
+        } else {
+            vec![IceServer {
+                urls: self.stun.clone(),
+                username: None,
+                credential: None,
+            }]
+        };
+        SessionSettings {
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
+            limits: LimitConfig {
+                joins_per_sec: self.joins_per_sec,
+                msgs_per_sec: self.msgs_per_sec,
+                signals_per_sec: self.signals_per_sec,
+                frames_per_sec: self.frames_per_sec,
+                strikes_to_close: self.flood_strikes,
+            },
+            ice_servers,
+            ..SessionSettings::default()
+        }
+    }
+
+    /// Cores of this machine, the default for shards and workers.
+    pub fn cores() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 250ms, 10s or 2m"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("`{text}`: the unit must be ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{text}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let args = ServeArgs::default();
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(args.heartbeat_timeout, Duration::from_secs(30));
+    }
+}

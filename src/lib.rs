@@ -1,0 +1,25 @@
+//! tandem: a matchmaking server for random one-on-one chat.
+//!
+//! A browser connects over WebSocket to the [`gateway`]; each connection is a
+//! [`session::UserSession`] actor, the single source of truth for whether its user is free.
+//! Waiting users become [`shard::Ticket`]s that the [`router::Router`] sends to the
+//! [`shard::Shard`] owning their bucket; the shard's pool ([`matching`], pure policy) picks a
+//! partner, and the two sessions' seats are claimed together so a pairing is all or nothing.
+//! Partners then talk session to session: chat lines and WebRTC signaling go straight to the
+//! partner's session, named by chat id so a late line never reaches the next stranger.
+//! docs/architecture.md draws this map.
+
+pub mod config;
+pub mod gateway;
+pub mod ids;
+pub mod matching;
+pub mod metrics;
+pub mod node;
+pub mod protocol;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod shard;
+
+pub use node::{Node, SessionSettings};
+pub use server::{serve, RunningServer};

@@ -1,0 +1,77 @@
+//! The `tandem` command: parses flags, sets up logging, and runs a subcommand.
+
+use std::net::TcpListener;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tandem::config::ServeArgs;
+use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// tandem: a matchmaking server for random one-on-one text and video chat.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Log as JSON lines instead of text (filter with RUST_LOG, e.g. RUST_LOG=tandem=debug).
+    #[arg(long, global = true, env = "TANDEM_LOG_JSON")]
+    log_json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: WebSocket at /ws, health at /healthz, metrics at /metrics, a page at /.
+    Serve(ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Every user is a socket: take every file descriptor the hard limit allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "could not raise the open-file limit"),
+    }
+    let listener =
+        TcpListener::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
+    actix_web::rt::System::new()
+        .block_on(async move { tandem::serve(&args, listener, shutdown_signal()).await })?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+}

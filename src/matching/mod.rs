@@ -1,0 +1,16 @@
+//! The matching policy: who may be paired with whom, and the waiting pool that finds them.
+//!
+//! Plain code, no actors and no I/O: time is passed in, and the pool knows nothing of
+//! sessions or sockets (it carries an opaque payload per ticket). The shard actor drives it;
+//! property tests and benchmarks drive it alone. It must never block, allocate per pool
+//! entry on the hot path beyond the entry itself, or scan the pool.
+
+mod hash;
+mod pool;
+mod prefs;
+mod ticket;
+
+pub use hash::FastHasher;
+pub use pool::{WaitingPool, SCAN_LIMIT};
+pub use prefs::{Lang, Mode, PrefError, Preferences};
+pub use ticket::{BucketKey, RecentPartners, TicketInfo, Waiting, RECENT_FOR, RECENT_PARTNERS};

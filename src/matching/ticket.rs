@@ -1,0 +1,79 @@
+//! What the pool knows of one waiting user.
+
+use std::time::{Duration, Instant};
+
+use super::{Lang, Mode};
+use crate::ids::{SessionId, TicketId};
+
+/// A matching key: users in different buckets are never paired. Now the random pool per
+/// (mode, language); interest and country buckets join it with the preferences feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BucketKey {
+    pub mode: Mode,
+    pub lang: Lang,
+}
+
+/// How many recent partners a user remembers, and for how long.
+pub const RECENT_PARTNERS: usize = 4;
+/// How long a recent partner is avoided.
+pub const RECENT_FOR: Duration = Duration::from_secs(120);
+
+/// The last few partners of a user, avoided while someone else is waiting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecentPartners {
+    /// Newest last; `None` slots are unused.
+    slots: [Option<(SessionId, Instant)>; RECENT_PARTNERS],
+}
+
+impl RecentPartners {
+    /// Remembers a partner, forgetting the oldest when full.
+    pub fn push(&mut self, partner: SessionId, now: Instant) {
+        self.slots.rotate_left(1);
+        self.slots[RECENT_PARTNERS - 1] = Some((partner, now));
+    }
+
+    /// The partners still recent at `now`, for a ticket.
+    pub fn live(&self, now: Instant) -> RecentPartners {
+        let mut live = *self;
+        for slot in &mut live.slots {
+            if matches!(slot, Some((_, at)) if now.duration_since(*at) >= RECENT_FOR) {
+                *slot = None;
+            }
+        }
+        live
+    }
+
+    /// Whether `session` is among them (ignoring age: call on `live()`).
+    pub fn contains(&self, session: SessionId) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s, Some((id, _)) if *id == session))
+    }
+}
+
+/// One user's stay in the pool, as the policy sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketInfo {
+    pub id: TicketId,
+    pub session: SessionId,
+    pub bucket: BucketKey,
+    /// Partners to avoid while others wait (already aged by `RecentPartners::live`).
+    pub recent: RecentPartners,
+    /// When the user started waiting; the pool prefers whoever waited longest.
+    pub since: Instant,
+}
+
+impl TicketInfo {
+    /// Whether either side would rather not meet the other again so soon.
+    pub fn recently_met(&self, other: &TicketInfo) -> bool {
+        self.recent.contains(other.session) || other.recent.contains(self.session)
+    }
+}
+
+/// A pool entry: the policy's view of the ticket plus the driver's payload (for the shard,
+/// the handle that lets it claim the user's seat).
+#[derive(Clone, Debug)]
+pub struct Waiting<T> {
+    pub ticket: TicketInfo,
+    pub payload: T,
+}

@@ -1,0 +1,223 @@
+//! Server to client messages.
+
+use serde::{Deserialize, Serialize};
+
+use super::SignalData;
+use crate::ids::{ChatId, SessionId};
+
+/// Everything the server may send. `type` names the variant in JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// First message on every connection.
+    Welcome(Welcome),
+    /// The user is in the pool, waiting for a stranger.
+    Waiting,
+    /// A stranger was found.
+    Matched(Matched),
+    /// A chat line from the partner.
+    Msg { chat: ChatId, text: String },
+    /// The partner's typing indicator.
+    Typing { chat: ChatId, on: bool },
+    /// The partner's WebRTC signaling.
+    Signal { chat: ChatId, data: SignalData },
+    /// The chat is over, and why.
+    Ended { chat: ChatId, reason: EndReason },
+    /// The user is neither waiting nor chatting (after `leave`).
+    Idle,
+    /// Something the client sent was refused; the connection stays open unless a close follows.
+    Error { code: ErrorCode, message: String },
+    /// A chat log was saved and can be fetched at `url`.
+    LogSaved { url: String },
+    /// Answer to `ping`.
+    Pong,
+}
+
+impl ServerMsg {
+    /// An `error` message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The greeting: who the client is and how to talk to this server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+pub struct Welcome {
+    /// This connection's id.
+    pub session: SessionId,
+    /// The client's long-lived id: keep it and send it back (cookie `tandem_id` or `?client_id=`).
+    pub client_id: String,
+    /// STUN/TURN servers for `RTCPeerConnection`.
+    pub ice_servers: Vec<IceServer>,
+    /// The limits this server enforces.
+    pub limits: Limits,
+    /// Protocol version: 1.
+    pub proto: u32,
+    /// The node that holds this connection.
+    pub node: String,
+}
+
+/// One entry of `RTCConfiguration.iceServers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Limits the server enforces, so clients can stay inside them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+pub struct Limits {
+    /// Largest frame accepted; larger ones close the connection with 1009.
+    pub max_frame_bytes: u32,
+    /// Longest `msg.text`, in characters.
+    pub max_text_chars: u32,
+    /// Sustained `join` + `next` per second (a burst of twice that is allowed).
+    pub joins_per_sec: u32,
+    /// Sustained `msg` + `typing` per second (a burst of twice that is allowed).
+    pub msgs_per_sec: u32,
+    /// Sustained `signal` per second (a burst of twice that is allowed).
+    pub signals_per_sec: u32,
+}
+
+/// A new chat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+pub struct Matched {
+    /// Shared by both sides; every in-chat message names it.
+    pub chat: ChatId,
+    /// Exactly one side is the initiator: it sends the WebRTC offer.
+    pub initiator: bool,
+    /// Interests both sides share (identical on both sides).
+    pub common_interests: Vec<String>,
+    /// What the user may know of the stranger.
+    pub partner: PartnerInfo,
+}
+
+/// What one side of a chat learns about the other.
+#[derive(
+    Clone, Debug, Default, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode,
+)]
+pub struct PartnerInfo {
+    /// ISO 3166-1 alpha-2 country, `ZZ` when unknown.
+    pub country: String,
+}
+
+/// Why a chat ended, from the receiver's point of view.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// This user sent `next`.
+    Skipped,
+    /// The partner sent `next`.
+    PartnerSkipped,
+    /// This user sent `leave`.
+    Left,
+    /// The partner sent `leave`.
+    PartnerLeft,
+    /// The partner's connection (or node) went away.
+    PartnerDisconnected,
+}
+
+impl EndReason {
+    /// What the partner is told when this side ends the chat for this reason.
+    pub fn for_partner(self) -> Self {
+        match self {
+            Self::Skipped => Self::PartnerSkipped,
+            Self::Left => Self::PartnerLeft,
+            other => other,
+        }
+    }
+}
+
+/// Every error code a client can see. The code is the contract; the message is for people.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    bincode::Encode,
+    bincode::Decode,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The text frame is not JSON (or nests deeper than 128 levels).
+    BadJson,
+    /// A frame of the wrong kind: binary on a JSON connection, text on a bincode one, or
+    /// bincode bytes that do not decode.
+    BadFrame,
+    /// JSON with a `type` this protocol version does not know.
+    UnknownType,
+    /// A known `type` with missing or wrong-typed fields.
+    BadMessage,
+    /// A field has a value the server does not accept (unknown mode, bad language, ...).
+    InvalidValue,
+    /// `msg.text` is longer than `limits.max_text_chars`.
+    TextTooLong,
+    /// `join` without `adult: true`.
+    AdultRequired,
+    /// `join` while in a chat.
+    AlreadyInChat,
+    /// `msg`, `typing`, `signal`, `report` or `save_log` outside a chat.
+    NotInChat,
+    /// An in-chat message written for a chat that is over; it was dropped.
+    StaleChat,
+    /// `next` before any `join`: there are no preferences to re-queue with.
+    NotJoined,
+    /// Too many messages; slow down. Flooding on closes the connection with 1008.
+    RateLimited,
+    /// A feature this node does not offer (yet).
+    Unsupported,
+    /// The node is shutting down; reconnect (to another node).
+    ServerShutdown,
+}
+
+impl ErrorCode {
+    /// Every code, for metrics.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::BadJson,
+        Self::BadFrame,
+        Self::UnknownType,
+        Self::BadMessage,
+        Self::InvalidValue,
+        Self::TextTooLong,
+        Self::AdultRequired,
+        Self::AlreadyInChat,
+        Self::NotInChat,
+        Self::StaleChat,
+        Self::NotJoined,
+        Self::RateLimited,
+        Self::Unsupported,
+        Self::ServerShutdown,
+    ];
+
+    /// The wire name (`bad_json`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadJson => "bad_json",
+            Self::BadFrame => "bad_frame",
+            Self::UnknownType => "unknown_type",
+            Self::BadMessage => "bad_message",
+            Self::InvalidValue => "invalid_value",
+            Self::TextTooLong => "text_too_long",
+            Self::AdultRequired => "adult_required",
+            Self::AlreadyInChat => "already_in_chat",
+            Self::NotInChat => "not_in_chat",
+            Self::StaleChat => "stale_chat",
+            Self::NotJoined => "not_joined",
+            Self::RateLimited => "rate_limited",
+            Self::Unsupported => "unsupported",
+            Self::ServerShutdown => "server_shutdown",
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The router: which shard owns a bucket.
+//!
+//! On a single node every bucket is owned by one of the local shards, chosen by hashing the
+//! bucket key. The cluster feature adds owners on other nodes, reached through the bus; the
+//! session and the matching code only ever talk to the router.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use actix::Addr;
+
+use crate::ids::TicketId;
+use crate::matching::{BucketKey, FastHasher};
+use crate::shard::{Place, Shard, Ticket, Withdraw};
+
+/// Routes tickets to the shard that owns their bucket.
+#[derive(Clone)]
+pub struct Router {
+    shards: Vec<Addr<Shard>>,
+}
+
+impl Router {
+    /// A router over these local shards (at least one).
+    pub fn new(shards: Vec<Addr<Shard>>) -> Self {
+        assert!(!shards.is_empty(), "a router needs a shard");
+        Self { shards }
+    }
+
+    /// The index of the shard that owns `bucket`.
+    pub fn owner(&self, bucket: &BucketKey) -> usize {
+        let mut hasher = std::hash::BuildHasherDefault::<FastHasher>::default().build_hasher();
+        bucket.hash(&mut hasher);
+        // The high bits of a multiplicative hash are the well-mixed ones.
+        ((hasher.finish() >> 32) % self.shards.len() as u64) as usize
+    }
+
+    /// Sends a ticket to its bucket's owner.
+    pub fn place(&self, ticket: Ticket) {
+        let owner = self.owner(&ticket.info.bucket);
+        self.shards[owner].do_send(Place(ticket));
+    }
+
+    /// Withdraws a ticket from its bucket's owner.
+    pub fn withdraw(&self, ticket: TicketId, bucket: &BucketKey) {
+        self.shards[self.owner(bucket)].do_send(Withdraw(ticket));
+    }
+
+    /// The local shards.
+    pub fn shards(&self) -> &[Addr<Shard>] {
+        &self.shards
+    }
+}

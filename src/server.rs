@@ -1,0 +1,93 @@
+//! Running a node's HTTP server, and shutting it down gracefully.
+
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use tracing::info;
+
+use crate::config::ServeArgs;
+use crate::gateway;
+use crate::ids::NodeId;
+use crate::node::Node;
+use crate::session::SessionEvent;
+
+/// A node serving HTTP on a bound listener.
+pub struct RunningServer {
+    /// Where it listens (the real port when bound to port 0).
+    pub addr: SocketAddr,
+    pub node: Arc<Node>,
+    handle: ServerHandle,
+    task: actix_rt::task::JoinHandle<io::Result<()>>,
+    grace: Duration,
+}
+
+impl RunningServer {
+    /// Starts a node and its HTTP server on `listener`. Needs a running actix `System`.
+    pub fn start(args: &ServeArgs, listener: TcpListener) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let node_id = args
+            .node_id
+            .clone()
+            .map(NodeId)
+            .unwrap_or_else(NodeId::random);
+        let shards = args.shards.unwrap_or_else(ServeArgs::cores);
+        let node = Node::start(node_id, shards, args.session_settings());
+        let data = web::Data::new(Arc::clone(&node));
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).configure(gateway::routes))
+                .workers(args.workers.unwrap_or_else(ServeArgs::cores))
+                .max_connections(args.max_connections)
+                .backlog(4096)
+                .disable_signals()
+                .shutdown_timeout(args.shutdown_grace.as_secs().max(1))
+                .listen(listener)?
+                .run();
+        let handle = server.handle();
+        let task = actix_rt::spawn(server);
+        info!(node = %node.id, %addr, shards, "listening");
+        Ok(Self {
+            addr,
+            node,
+            handle,
+            task,
+            grace: args.shutdown_grace,
+        })
+    }
+
+    /// Graceful shutdown: stop accepting, tell every user (`server_shutdown`, close 1012),
+    /// wait up to the grace period for them to go, then stop.
+    pub async fn shutdown(self) -> io::Result<()> {
+        let started = Instant::now();
+        self.node.set_draining();
+        self.handle.pause().await;
+        let online = self.node.sessions.len();
+        info!(online, "shutting down: telling connected users");
+        self.node.sessions.broadcast(&SessionEvent::Shutdown);
+        let deadline = started + self.grace;
+        // Sessions close on their own threads; look until they are gone or time is up.
+        while !self.node.sessions.is_empty() && Instant::now() < deadline {
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.handle.stop(true).await;
+        let result = self.task.await.unwrap_or(Ok(()));
+        self.node.stop();
+        info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
+        result
+    }
+}
+
+/// Runs a node until `shutdown` completes, then shuts it down gracefully.
+pub async fn serve(
+    args: &ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let server = RunningServer::start(args, listener)?;
+    shutdown.await;
+    server.shutdown().await
+}

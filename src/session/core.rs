@@ -1,0 +1,380 @@
+//! The session state machine, as pure code: inputs in, [`Effect`]s out, time passed in.
+//!
+//! Every transition that a shard could race with (a claim on the seat) happens under the
+//! seat's lock: the session first takes any pairing a shard left in the seat, then decides.
+//! So a `next`, `leave` or `join` can never overwrite a pairing it has not seen, and a user
+//! is told `matched` before any `ended` of that chat.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Peer, Seat, SeatState, SessionEvent};
+use crate::ids::{ChatId, SessionId, TicketId};
+use crate::matching::{BucketKey, Preferences, RecentPartners, TicketInfo};
+use crate::protocol::{EndReason, ErrorCode, Matched, PartnerInfo, ServerMsg, SignalData};
+use crate::shard::Ticket;
+
+/// Longest chat line, in characters (`limits.max_text_chars`).
+pub const MAX_TEXT_CHARS: usize = 2000;
+
+/// Something written for the partner.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChatInput {
+    Msg(String),
+    Typing(bool),
+    Signal(SignalData),
+}
+
+impl ChatInput {
+    /// The message the partner receives.
+    fn into_server_msg(self, chat: ChatId) -> ServerMsg {
+        match self {
+            Self::Msg(text) => ServerMsg::Msg { chat, text },
+            Self::Typing(on) => ServerMsg::Typing { chat, on },
+            Self::Signal(data) => ServerMsg::Signal { chat, data },
+        }
+    }
+}
+
+/// Where the user stands.
+#[derive(Clone, Debug)]
+pub enum Phase {
+    Idle,
+    Waiting {
+        ticket: TicketId,
+        bucket: BucketKey,
+        since: Instant,
+    },
+    Chatting {
+        chat: ChatId,
+        partner: Peer,
+    },
+}
+
+/// What the driver (the actor, or a test) must do after an input.
+#[derive(Debug)]
+pub enum Effect {
+    /// Send this to the user's client.
+    Send(ServerMsg),
+    /// Put this ticket in the pool (on the shard that owns its bucket).
+    Place(Ticket),
+    /// Take this ticket out of the pool (eager cleanup; a stale ticket can never be paired
+    /// anyway, since its seat no longer waits with it).
+    Withdraw { ticket: TicketId, bucket: BucketKey },
+    /// Tell another session.
+    Notify { to: Peer, event: SessionEvent },
+    /// The user was paired after waiting this long (for metrics).
+    Matched { waited: Duration },
+    /// This side ended a chat (for metrics).
+    Ended { reason: EndReason },
+    /// A relayed item arrived for a chat that is over and was dropped (for metrics).
+    DroppedStale,
+}
+
+/// One user's state machine.
+pub struct SessionCore {
+    id: SessionId,
+    seat: Arc<Seat>,
+    /// How shards and partners reach this session.
+    me: Peer,
+    /// What a partner is told about this user.
+    public: PartnerInfo,
+    phase: Phase,
+    /// The preferences of the last accepted `join`, reused by `next` and re-rolls.
+    prefs: Option<Preferences>,
+    recent: RecentPartners,
+    /// The chat that ended last, to tell a late line for it (`stale_chat`) from a line sent
+    /// while never in a chat (`not_in_chat`).
+    last_chat: Option<ChatId>,
+}
+
+impl SessionCore {
+    /// A new, idle session reachable through `me`.
+    pub fn new(me: Peer, public: PartnerInfo) -> Self {
+        Self {
+            id: me.session,
+            seat: Arc::new(Seat::new(me.session)),
+            me,
+            public,
+            phase: Phase::Idle,
+            prefs: None,
+            recent: RecentPartners::default(),
+            last_chat: None,
+        }
+    }
+
+    /// This session's id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Where the user stands now (after the last input).
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// The seat shards claim.
+    pub fn seat(&self) -> &Arc<Seat> {
+        &self.seat
+    }
+
+    /// `join`: enter the pool, or update the wait.
+    pub fn join(&mut self, prefs: Preferences, now: Instant, out: &mut Vec<Effect>) {
+        let seat = Arc::clone(&self.seat);
+        let mut state = seat.state_lock();
+        self.take_pairing(&mut state, now, out);
+        match &self.phase {
+            Phase::Chatting { .. } => out.push(error(
+                ErrorCode::AlreadyInChat,
+                "you are in a chat: send next or leave first",
+            )),
+            Phase::Waiting { ticket, bucket, .. } => {
+                out.push(Effect::Withdraw {
+                    ticket: *ticket,
+                    bucket: *bucket,
+                });
+                self.prefs = Some(prefs);
+                self.enqueue(&mut state, now, out);
+            }
+            Phase::Idle => {
+                self.prefs = Some(prefs);
+                self.enqueue(&mut state, now, out);
+            }
+        }
+    }
+
+    /// `next`: end the chat if any and wait for the next stranger with the same preferences.
+    pub fn next(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let seat = Arc::clone(&self.seat);
+        let mut state = seat.state_lock();
+        self.take_pairing(&mut state, now, out);
+        match &self.phase {
+            Phase::Chatting { .. } => {
+                self.end_chat(&mut state, EndReason::Skipped, now, out);
+                self.enqueue(&mut state, now, out);
+            }
+            Phase::Waiting { .. } => out.push(Effect::Send(ServerMsg::Waiting)),
+            Phase::Idle if self.prefs.is_some() => self.enqueue(&mut state, now, out),
+            Phase::Idle => out.push(error(
+                ErrorCode::NotJoined,
+                "send join (with your preferences) before next",
+            )),
+        }
+    }
+
+    /// `leave`: end the chat or the wait and go idle.
+    pub fn leave(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let seat = Arc::clone(&self.seat);
+        let mut state = seat.state_lock();
+        self.take_pairing(&mut state, now, out);
+        match &self.phase {
+            Phase::Chatting { .. } => self.end_chat(&mut state, EndReason::Left, now, out),
+            Phase::Waiting { ticket, bucket, .. } => {
+                out.push(Effect::Withdraw {
+                    ticket: *ticket,
+                    bucket: *bucket,
+                });
+                *state = SeatState::Idle;
+                self.phase = Phase::Idle;
+                out.push(Effect::Send(ServerMsg::Idle));
+            }
+            Phase::Idle => out.push(Effect::Send(ServerMsg::Idle)),
+        }
+    }
+
+    /// The connection is gone: free the partner, leave the pool, and never be claimed again.
+    pub fn disconnect(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let seat = Arc::clone(&self.seat);
+        let mut state = seat.state_lock();
+        self.take_pairing(&mut state, now, out);
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Chatting { chat, partner } => out.push(Effect::Notify {
+                to: partner,
+                event: SessionEvent::PartnerEnded {
+                    chat,
+                    reason: EndReason::PartnerDisconnected,
+                },
+            }),
+            Phase::Waiting { ticket, bucket, .. } => out.push(Effect::Withdraw { ticket, bucket }),
+            Phase::Idle => {}
+        }
+        *state = SeatState::Closed;
+    }
+
+    /// `msg`, `typing` or `signal` written by this user for `chat`.
+    pub fn input(&mut self, chat: ChatId, item: ChatInput, now: Instant, out: &mut Vec<Effect>) {
+        if let ChatInput::Msg(text) = &item {
+            if text.chars().count() > MAX_TEXT_CHARS {
+                out.push(error(
+                    ErrorCode::TextTooLong,
+                    format!("msg.text is limited to {MAX_TEXT_CHARS} characters"),
+                ));
+                return;
+            }
+        }
+        match self.chat_check(chat, now, out) {
+            Ok(partner) => out.push(Effect::Notify {
+                to: partner,
+                event: SessionEvent::Relay { chat, item },
+            }),
+            Err(refusal) => out.push(refusal),
+        }
+    }
+
+    /// Checks that `chat` is the current chat (for `report` and `save_log` too) and returns
+    /// the partner; otherwise the `stale_chat` or `not_in_chat` error to send.
+    pub fn chat_check(
+        &mut self,
+        chat: ChatId,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) -> Result<Peer, Effect> {
+        self.sync(now, out);
+        match &self.phase {
+            Phase::Chatting {
+                chat: current,
+                partner,
+            } if *current == chat => Ok(partner.clone()),
+            Phase::Chatting { .. } => Err(stale(chat)),
+            _ if self.last_chat == Some(chat) => Err(stale(chat)),
+            _ => Err(error(ErrorCode::NotInChat, "you are not in a chat")),
+        }
+    }
+
+    /// An event from a shard or the partner.
+    pub fn event(&mut self, event: SessionEvent, now: Instant, out: &mut Vec<Effect>) {
+        match event {
+            SessionEvent::SeatChanged => self.sync(now, out),
+            SessionEvent::PartnerEnded { chat, reason } => {
+                let seat = Arc::clone(&self.seat);
+                let mut state = seat.state_lock();
+                self.take_pairing(&mut state, now, out);
+                let Phase::Chatting {
+                    chat: current,
+                    partner,
+                } = &self.phase
+                else {
+                    return;
+                };
+                if *current != chat {
+                    return; // A chat we already left; we told the partner then.
+                }
+                self.recent.push(partner.session, now);
+                self.last_chat = Some(chat);
+                self.phase = Phase::Idle;
+                *state = SeatState::Idle;
+                out.push(Effect::Send(ServerMsg::Ended { chat, reason }));
+                if self.prefs.as_ref().is_some_and(|p| p.auto_reroll) {
+                    self.enqueue(&mut state, now, out);
+                }
+            }
+            SessionEvent::Relay { chat, item } => {
+                self.sync(now, out);
+                match &self.phase {
+                    Phase::Chatting { chat: current, .. } if *current == chat => {
+                        out.push(Effect::Send(item.into_server_msg(chat)))
+                    }
+                    // Written for a chat this side already left: it must not reach anyone.
+                    _ => out.push(Effect::DroppedStale),
+                }
+            }
+            SessionEvent::Shutdown => {}
+        }
+    }
+
+    /// Takes a pairing a shard left in the seat, if any.
+    fn sync(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        let seat = Arc::clone(&self.seat);
+        let mut state = seat.state_lock();
+        self.take_pairing(&mut state, now, out);
+    }
+
+    fn take_pairing(&mut self, state: &mut SeatState, now: Instant, out: &mut Vec<Effect>) {
+        if !matches!(state, SeatState::Matched(_)) {
+            return;
+        }
+        let SeatState::Matched(pairing) = std::mem::replace(state, SeatState::Idle) else {
+            unreachable!("checked above");
+        };
+        *state = SeatState::Chatting(pairing.chat);
+        let waited = match self.phase {
+            Phase::Waiting { since, .. } => now.saturating_duration_since(since),
+            _ => Duration::ZERO,
+        };
+        out.push(Effect::Matched { waited });
+        out.push(Effect::Send(ServerMsg::Matched(Matched {
+            chat: pairing.chat,
+            initiator: pairing.initiator,
+            common_interests: pairing.common_interests,
+            partner: pairing.partner_info,
+        })));
+        self.phase = Phase::Chatting {
+            chat: pairing.chat,
+            partner: pairing.partner,
+        };
+    }
+
+    fn end_chat(
+        &mut self,
+        state: &mut SeatState,
+        reason: EndReason,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let Phase::Chatting { chat, partner } = std::mem::replace(&mut self.phase, Phase::Idle)
+        else {
+            return;
+        };
+        self.recent.push(partner.session, now);
+        self.last_chat = Some(chat);
+        *state = SeatState::Idle;
+        out.push(Effect::Notify {
+            to: partner,
+            event: SessionEvent::PartnerEnded {
+                chat,
+                reason: reason.for_partner(),
+            },
+        });
+        out.push(Effect::Ended { reason });
+        out.push(Effect::Send(ServerMsg::Ended { chat, reason }));
+    }
+
+    fn enqueue(&mut self, state: &mut SeatState, now: Instant, out: &mut Vec<Effect>) {
+        let prefs = self.prefs.as_ref().expect("enqueue only after a join");
+        let bucket = BucketKey {
+            mode: prefs.mode,
+            lang: prefs.lang,
+        };
+        let ticket = TicketId::next();
+        *state = SeatState::Waiting(ticket);
+        self.phase = Phase::Waiting {
+            ticket,
+            bucket,
+            since: now,
+        };
+        out.push(Effect::Place(Ticket {
+            info: TicketInfo {
+                id: ticket,
+                session: self.id,
+                bucket,
+                recent: self.recent.live(now),
+                since: now,
+            },
+            seat: Arc::clone(&self.seat),
+            peer: self.me.clone(),
+            public: self.public.clone(),
+        }));
+        out.push(Effect::Send(ServerMsg::Waiting));
+    }
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> Effect {
+    Effect::Send(ServerMsg::error(code, message))
+}
+
+fn stale(chat: ChatId) -> Effect {
+    error(
+        ErrorCode::StaleChat,
+        format!("chat {chat} is over; the message was dropped"),
+    )
+}

@@ -1,0 +1,77 @@
+//! The user session: one per WebSocket connection, the single source of truth for whether
+//! its user is free.
+//!
+//! - [`SessionCore`] is the state machine (`Idle → Waiting(ticket) → Chatting(partner)`), pure
+//!   code that turns inputs into [`Effect`]s;
+//! - [`Seat`] is the one piece of it that shards touch: the claim that makes a pairing real;
+//! - [`UserSession`] is the actix actor that owns the socket and carries the effects out.
+//!
+//! A session never reads another session's state; it only sends it [`SessionEvent`]s.
+
+mod actor;
+mod core;
+mod limits;
+mod seat;
+
+use std::sync::Arc;
+
+pub use self::actor::{UserSession, UserSessionParams};
+pub use self::core::MAX_TEXT_CHARS;
+pub use self::core::{ChatInput, Effect, Phase, SessionCore};
+pub use self::limits::{Kind, LimitConfig, RateLimits, Verdict};
+pub use self::seat::{claim_pair, Claim, Pairing, Seat, SeatState};
+
+use crate::ids::{ChatId, SessionId};
+use crate::protocol::EndReason;
+
+/// What other parts of the system tell a session. Delivered through a [`SessionLink`], so a
+/// sender does not care whether the session is an actor here, on another node, or a probe
+/// in a test.
+#[derive(Clone, Debug)]
+pub enum SessionEvent {
+    /// A shard wrote a pairing into this session's seat; the session should look.
+    SeatChanged,
+    /// The partner of `chat` ended it; `reason` is already from this side's view
+    /// (`partner_skipped`, ...).
+    PartnerEnded { chat: ChatId, reason: EndReason },
+    /// Something the partner of `chat` wrote.
+    Relay { chat: ChatId, item: ChatInput },
+    /// The node is going down: say so and close.
+    Shutdown,
+}
+
+impl actix::Message for SessionEvent {
+    type Result = ();
+}
+
+/// A way to deliver [`SessionEvent`]s to one session. At most once, in order per sender.
+pub trait SessionLink: Send + Sync + 'static {
+    /// Queues the event; never blocks. An event for a session that is gone is dropped.
+    fn deliver(&self, event: SessionEvent);
+}
+
+impl SessionLink for actix::Recipient<SessionEvent> {
+    fn deliver(&self, event: SessionEvent) {
+        self.do_send(event);
+    }
+}
+
+/// The other side of a chat (or a ticket's owner): who it is and how to reach it.
+#[derive(Clone)]
+pub struct Peer {
+    pub session: SessionId,
+    pub link: Arc<dyn SessionLink>,
+}
+
+impl Peer {
+    /// Delivers an event to this peer.
+    pub fn send(&self, event: SessionEvent) {
+        self.link.deliver(event);
+    }
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Peer({})", self.session)
+    }
+}

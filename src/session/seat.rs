@@ -1,0 +1,125 @@
+//! The seat: the part of a session's state that shards may change, and the claim protocol
+//! that makes a pairing real.
+//!
+//! A shard that picked two waiting tickets locks both seats (in session-id order, so two
+//! shards never deadlock) and pairs them only if both still wait with exactly those tickets.
+//! Either both seats change or neither does: there is no moment in which one user is paired
+//! and the other is not, so a user is never paired twice and never stranded half-paired.
+//! Locks are held for a few instructions and never across an await.
+
+use parking_lot::Mutex;
+
+use super::Peer;
+use crate::ids::{ChatId, SessionId, TicketId};
+use crate::protocol::PartnerInfo;
+
+/// Where a session stands, as far as shards are concerned.
+#[derive(Debug)]
+pub enum SeatState {
+    /// Not in the pool.
+    Idle,
+    /// In the pool with this ticket; a shard may claim it.
+    Waiting(TicketId),
+    /// A shard paired it; the session has not taken the pairing yet.
+    Matched(Box<Pairing>),
+    /// The session took the pairing and is chatting.
+    Chatting(ChatId),
+    /// The connection is gone; nothing may claim it again.
+    Closed,
+}
+
+/// A new chat, as one side sees it.
+#[derive(Clone, Debug)]
+pub struct Pairing {
+    pub chat: ChatId,
+    pub partner: Peer,
+    pub initiator: bool,
+    pub common_interests: Vec<String>,
+    pub partner_info: PartnerInfo,
+}
+
+/// A session's seat.
+#[derive(Debug)]
+pub struct Seat {
+    session: SessionId,
+    state: Mutex<SeatState>,
+}
+
+/// The outcome of trying to pair two tickets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Both seats now hold the pairing.
+    Paired,
+    /// The first ticket no longer waits (left, re-queued or closed); the second is untouched.
+    FirstStale,
+    /// The second ticket no longer waits; the first is untouched.
+    SecondStale,
+    /// Neither waits.
+    BothStale,
+}
+
+impl Seat {
+    /// A fresh, idle seat.
+    pub fn new(session: SessionId) -> Self {
+        Self {
+            session,
+            state: Mutex::new(SeatState::Idle),
+        }
+    }
+
+    /// Whose seat this is.
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// Locks the state. Only the owning session holds it across a decision; shards go
+    /// through [`claim_pair`].
+    pub(super) fn state_lock(&self) -> parking_lot::MutexGuard<'_, SeatState> {
+        self.state.lock()
+    }
+
+    /// Whether the seat still waits with `ticket` (for a shard to drop stale tickets early).
+    pub fn waits_with(&self, ticket: TicketId) -> bool {
+        matches!(*self.state.lock(), SeatState::Waiting(t) if t == ticket)
+    }
+}
+
+/// Pairs two waiting tickets atomically, or tells which one is stale. `make` builds the two
+/// pairings (first's view, second's view) and runs only when both are claimable.
+pub fn claim_pair(
+    first: (&Seat, TicketId),
+    second: (&Seat, TicketId),
+    make: impl FnOnce() -> (Pairing, Pairing),
+) -> Claim {
+    let (a, ta) = first;
+    let (b, tb) = second;
+    if a.session == b.session {
+        // Two tickets of one user: at most one is current, and nobody meets themselves.
+        return match *a.state.lock() {
+            SeatState::Waiting(t) if t == ta => Claim::SecondStale,
+            SeatState::Waiting(t) if t == tb => Claim::FirstStale,
+            _ => Claim::BothStale,
+        };
+    }
+    // Lock in session-id order so that concurrent claims cannot deadlock.
+    let (mut guard_a, mut guard_b) = if a.session < b.session {
+        let ga = a.state.lock();
+        (ga, b.state.lock())
+    } else {
+        let gb = b.state.lock();
+        (a.state.lock(), gb)
+    };
+    let a_waits = matches!(*guard_a, SeatState::Waiting(t) if t == ta);
+    let b_waits = matches!(*guard_b, SeatState::Waiting(t) if t == tb);
+    match (a_waits, b_waits) {
+        (true, true) => {
+            let (for_a, for_b) = make();
+            *guard_a = SeatState::Matched(Box::new(for_a));
+            *guard_b = SeatState::Matched(Box::new(for_b));
+            Claim::Paired
+        }
+        (false, true) => Claim::FirstStale,
+        (true, false) => Claim::SecondStale,
+        (false, false) => Claim::BothStale,
+    }
+}

@@ -1,0 +1,241 @@
+//! Shared helpers: a server started in-process on an ephemeral port, and a real WebSocket
+//! client. Every network await is bounded by a timeout, so a broken server fails a test
+//! instead of hanging it.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tandem::config::ServeArgs;
+use tandem::ids::ChatId;
+use tandem::protocol::{ClientMsg, Codec, Frame, Join, Matched, ServerMsg, Welcome};
+use tandem::RunningServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single network step may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(5);
+
+/// Args for a test server: ephemeral port, two workers and two shards.
+pub fn test_args() -> ServeArgs {
+    ServeArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        shards: Some(2),
+        workers: Some(2),
+        ..ServeArgs::default()
+    }
+}
+
+/// Starts a node in this process; call inside an actix System (`#[actix_rt::test]`).
+pub fn start_server() -> RunningServer {
+    start_server_with(test_args())
+}
+
+/// Starts a node with these args (the listen address is replaced by an ephemeral port).
+pub fn start_server_with(args: ServeArgs) -> RunningServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    RunningServer::start(&args, listener).unwrap()
+}
+
+/// A join that every test may use.
+pub fn join() -> ClientMsg {
+    ClientMsg::Join(Join {
+        adult: true,
+        ..Join::default()
+    })
+}
+
+/// A WebSocket client speaking the protocol.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub codec: Codec,
+    pub welcome: Welcome,
+}
+
+impl Client {
+    /// Connects with JSON and reads `welcome`.
+    pub async fn connect(addr: SocketAddr) -> Client {
+        Self::connect_with(addr, Codec::Json).await
+    }
+
+    /// Connects with a codec and reads `welcome`.
+    pub async fn connect_with(addr: SocketAddr, codec: Codec) -> Client {
+        let url = match codec {
+            Codec::Json => format!("ws://{addr}/ws"),
+            Codec::Bincode => format!("ws://{addr}/ws?codec=bincode"),
+        };
+        let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect timed out")
+            .expect("connect failed");
+        let mut client = Client {
+            ws,
+            codec,
+            welcome: placeholder_welcome(),
+        };
+        match client.recv().await {
+            ServerMsg::Welcome(welcome) => client.welcome = welcome,
+            other => panic!("expected welcome first, got {other:?}"),
+        }
+        client
+    }
+
+    /// Sends a message in this client's codec.
+    pub async fn send(&mut self, msg: &ClientMsg) {
+        let frame = match self.codec.encode(msg) {
+            Frame::Text(text) => Message::text(text),
+            Frame::Binary(bytes) => Message::binary(bytes),
+        };
+        self.send_raw(frame).await;
+    }
+
+    /// Sends any frame.
+    pub async fn send_raw(&mut self, frame: Message) {
+        tokio::time::timeout(STEP, self.ws.send(frame))
+            .await
+            .expect("send timed out")
+            .expect("send failed");
+    }
+
+    /// The next protocol message (pings are answered by the library while reading).
+    pub async fn recv(&mut self) -> ServerMsg {
+        loop {
+            let frame = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .expect("no message within the step timeout")
+                .expect("connection ended")
+                .expect("read failed");
+            match frame {
+                Message::Text(text) => return self.codec.decode_text(text.as_str()).unwrap(),
+                Message::Binary(bytes) => return self.codec.decode_binary(&bytes).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(close) => panic!("closed by the server: {close:?}"),
+                Message::Frame(_) => continue,
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns the close code. Protocol messages before the
+    /// close are returned too, in order.
+    pub async fn recv_until_close(&mut self) -> (Vec<ServerMsg>, Option<CloseCode>) {
+        let mut before = Vec::new();
+        loop {
+            let frame = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .expect("no close within the step timeout");
+            match frame {
+                None | Some(Err(_)) => return (before, None),
+                Some(Ok(Message::Close(close))) => return (before, close.map(|c| c.code)),
+                Some(Ok(Message::Text(text))) => {
+                    before.push(self.codec.decode_text(text.as_str()).unwrap())
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    before.push(self.codec.decode_binary(&bytes).unwrap())
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Joins and expects `waiting`.
+    pub async fn join(&mut self) {
+        self.send(&join()).await;
+        assert_eq!(self.recv().await, ServerMsg::Waiting);
+    }
+
+    /// Expects `matched` next.
+    pub async fn matched(&mut self) -> Matched {
+        match self.recv().await {
+            ServerMsg::Matched(matched) => matched,
+            other => panic!("expected matched, got {other:?}"),
+        }
+    }
+
+    /// Sends a chat line.
+    pub async fn say(&mut self, chat: ChatId, text: &str) {
+        self.send(&ClientMsg::Msg {
+            chat,
+            text: text.to_owned(),
+        })
+        .await;
+    }
+
+    /// Expects an `error` with this code next.
+    pub async fn expect_error(&mut self, code: tandem::protocol::ErrorCode) -> String {
+        match self.recv().await {
+            ServerMsg::Error { code: got, message } if got == code => message,
+            other => panic!("expected error {code:?}, got {other:?}"),
+        }
+    }
+
+    /// Round trip: sends `ping` and reads until `pong`, returning what came before it.
+    pub async fn drain(&mut self) -> Vec<ServerMsg> {
+        self.send(&ClientMsg::Ping).await;
+        let mut before = Vec::new();
+        loop {
+            match self.recv().await {
+                ServerMsg::Pong => return before,
+                other => before.push(other),
+            }
+        }
+    }
+}
+
+/// Two clients that joined and were paired; returns them with their chat id.
+pub async fn pair(addr: SocketAddr) -> (Client, Client, ChatId) {
+    let mut a = Client::connect(addr).await;
+    let mut b = Client::connect(addr).await;
+    a.join().await;
+    b.join().await;
+    let ma = a.matched().await;
+    let mb = b.matched().await;
+    assert_eq!(ma.chat, mb.chat);
+    (a, b, ma.chat)
+}
+
+/// A plain HTTP GET over a real socket: (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::time::timeout(STEP, TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(STEP, stream.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn placeholder_welcome() -> Welcome {
+    Welcome {
+        session: tandem::ids::SessionId(0),
+        client_id: String::new(),
+        ice_servers: Vec::new(),
+        limits: tandem::protocol::Limits {
+            max_frame_bytes: 0,
+            max_text_chars: 0,
+            joins_per_sec: 0,
+            msgs_per_sec: 0,
+            signals_per_sec: 0,
+        },
+        proto: 0,
+        node: String::new(),
+    }
+}
