@@ -1,0 +1,356 @@
+//! Property tests of the session state machine and the pool together, without actors or
+//! sockets: random users join, skip, leave, chat and disconnect while the messages between
+//! them (to the shard, to partners) are delivered in random interleavings, each mailbox in
+//! FIFO order as actix delivers. After every run the invariants of DESIGN.md §3 must hold.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use tandem::ids::{ChatId, SessionId};
+use tandem::matching::{Lang, Mode, Preferences};
+use tandem::protocol::{EndReason, PartnerInfo, ServerMsg};
+use tandem::session::{ChatInput, Effect, Peer, Phase, SessionCore, SessionEvent, SessionLink};
+use tandem::shard::{Matchmaker, Ticket};
+
+/// Mailboxes of every user, by index.
+type Mailboxes = Arc<Mutex<Vec<VecDeque<SessionEvent>>>>;
+
+struct Link {
+    user: usize,
+    mailboxes: Mailboxes,
+}
+
+impl SessionLink for Link {
+    fn deliver(&self, event: SessionEvent) {
+        self.mailboxes.lock().unwrap()[self.user].push_back(event);
+    }
+}
+
+enum ShardOp {
+    Place(Ticket),
+    Withdraw(tandem::ids::TicketId),
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Join {
+        user: usize,
+        video: bool,
+        reroll: bool,
+    },
+    Next(usize),
+    Leave(usize),
+    Disconnect(usize),
+    Say(usize),
+    /// Deliver one pending item: to the shard (`None`) or to a user's mailbox.
+    Deliver(Option<usize>),
+}
+
+const USERS: usize = 6;
+
+fn op() -> impl Strategy<Value = Op> {
+    let user = 0..USERS;
+    prop_oneof![
+        2 => (user.clone(), any::<bool>(), any::<bool>())
+            .prop_map(|(user, video, reroll)| Op::Join { user, video, reroll }),
+        2 => user.clone().prop_map(Op::Next),
+        1 => user.clone().prop_map(Op::Leave),
+        1 => user.clone().prop_map(Op::Disconnect),
+        2 => user.clone().prop_map(Op::Say),
+        6 => proptest::option::of(user).prop_map(Op::Deliver),
+    ]
+}
+
+struct World {
+    users: Vec<SessionCore>,
+    closed: Vec<bool>,
+    /// What each client was sent, in order.
+    logs: Vec<Vec<ServerMsg>>,
+    mailboxes: Mailboxes,
+    shard: VecDeque<ShardOp>,
+    matchmaker: Matchmaker,
+    now: Instant,
+    said: u64,
+}
+
+impl World {
+    fn new() -> Self {
+        let mailboxes: Mailboxes = Arc::new(Mutex::new(vec![VecDeque::new(); USERS]));
+        let users = (0..USERS)
+            .map(|user| {
+                let link = Link {
+                    user,
+                    mailboxes: Arc::clone(&mailboxes),
+                };
+                let peer = Peer {
+                    session: SessionId(user as u64 + 1),
+                    link: Arc::new(link),
+                };
+                SessionCore::new(
+                    peer,
+                    PartnerInfo {
+                        country: "ZZ".into(),
+                    },
+                )
+            })
+            .collect();
+        Self {
+            users,
+            closed: vec![false; USERS],
+            logs: vec![Vec::new(); USERS],
+            mailboxes,
+            shard: VecDeque::new(),
+            matchmaker: Matchmaker::new(),
+            now: Instant::now(),
+            said: 0,
+        }
+    }
+
+    fn apply(&mut self, user: usize, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send(msg) => self.logs[user].push(msg),
+                Effect::Place(ticket) => self.shard.push_back(ShardOp::Place(ticket)),
+                Effect::Withdraw { ticket, .. } => self.shard.push_back(ShardOp::Withdraw(ticket)),
+                Effect::Notify { to, event } => to.send(event),
+                Effect::Matched { .. } | Effect::Ended { .. } | Effect::DroppedStale => {}
+            }
+        }
+    }
+
+    fn step(&mut self, op: Op) {
+        self.now += Duration::from_millis(10);
+        let now = self.now;
+        let mut out = Vec::new();
+        match op {
+            Op::Join {
+                user,
+                video,
+                reroll,
+            } if !self.closed[user] => {
+                let prefs = Preferences {
+                    mode: if video { Mode::Video } else { Mode::Text },
+                    lang: Lang::EN,
+                    auto_reroll: reroll,
+                };
+                self.users[user].join(prefs, now, &mut out);
+                self.apply(user, out);
+            }
+            Op::Next(user) if !self.closed[user] => {
+                self.users[user].next(now, &mut out);
+                self.apply(user, out);
+            }
+            Op::Leave(user) if !self.closed[user] => {
+                self.users[user].leave(now, &mut out);
+                self.apply(user, out);
+            }
+            Op::Disconnect(user) if !self.closed[user] => {
+                self.users[user].disconnect(now, &mut out);
+                self.closed[user] = true;
+                self.apply(user, out);
+            }
+            Op::Say(user) if !self.closed[user] => {
+                // Write for the chat the client last saw matched (it may be over already).
+                let chat = self.logs[user].iter().rev().find_map(|m| match m {
+                    ServerMsg::Matched(m) => Some(m.chat),
+                    _ => None,
+                });
+                if let Some(chat) = chat {
+                    self.said += 1;
+                    let text = format!("{user}/{chat}/{}", self.said);
+                    self.users[user].input(chat, ChatInput::Msg(text), now, &mut out);
+                    self.apply(user, out);
+                }
+            }
+            Op::Deliver(None) => match self.shard.pop_front() {
+                Some(ShardOp::Place(ticket)) => {
+                    self.matchmaker.place(ticket);
+                }
+                Some(ShardOp::Withdraw(ticket)) => {
+                    self.matchmaker.withdraw(ticket);
+                }
+                None => {}
+            },
+            Op::Deliver(Some(user)) => {
+                let event = self.mailboxes.lock().unwrap()[user].pop_front();
+                if let (Some(event), false) = (event, self.closed[user]) {
+                    self.users[user].event(event, now, &mut out);
+                    self.apply(user, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Delivers everything in flight, in some fair order, until nothing moves.
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let idle = self.shard.is_empty()
+                && self
+                    .mailboxes
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .all(VecDeque::is_empty);
+            if idle {
+                return;
+            }
+            self.step(Op::Deliver(None));
+            for user in 0..USERS {
+                self.step(Op::Deliver(Some(user)));
+            }
+        }
+        panic!("the system never settled");
+    }
+
+    fn check(&self) -> Result<(), TestCaseError> {
+        // Who is in which chat, from the clients' point of view.
+        let mut members: HashMap<ChatId, Vec<usize>> = HashMap::new();
+        for (user, log) in self.logs.iter().enumerate() {
+            let mut current: Option<ChatId> = None;
+            for msg in log {
+                match msg {
+                    ServerMsg::Matched(m) => {
+                        prop_assert!(current.is_none(), "user {user} matched while in a chat");
+                        current = Some(m.chat);
+                        members.entry(m.chat).or_default().push(user);
+                    }
+                    ServerMsg::Ended { chat, .. } => {
+                        prop_assert_eq!(
+                            current,
+                            Some(*chat),
+                            "user {} ended a chat it was not in",
+                            user
+                        );
+                        current = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut initiators: HashMap<ChatId, usize> = HashMap::new();
+        for log in &self.logs {
+            for msg in log {
+                if let ServerMsg::Matched(m) = msg {
+                    *initiators.entry(m.chat).or_default() += m.initiator as usize;
+                }
+            }
+        }
+        for (chat, users) in &members {
+            prop_assert_eq!(users.len(), 2, "chat {} has members {:?}", chat, users);
+            prop_assert_ne!(users[0], users[1], "a user met themselves");
+            prop_assert_eq!(initiators[chat], 1, "chat {} must have one initiator", chat);
+        }
+        // Every line reached only the other member of the chat it was written for, in order,
+        // and only while the receiver's client was in that chat.
+        for (user, log) in self.logs.iter().enumerate() {
+            let mut current: Option<ChatId> = None;
+            let mut last_seq: HashMap<usize, u64> = HashMap::new();
+            for msg in log {
+                match msg {
+                    ServerMsg::Matched(m) => current = Some(m.chat),
+                    ServerMsg::Ended { .. } => current = None,
+                    ServerMsg::Msg { chat, text } => {
+                        let parts: Vec<&str> = text.split('/').collect();
+                        let sender: usize = parts[0].parse().unwrap();
+                        let seq: u64 = parts[2].parse().unwrap();
+                        prop_assert_eq!(current, Some(*chat), "line outside its chat");
+                        prop_assert_eq!(parts[1], chat.to_string());
+                        prop_assert!(members[chat].contains(&sender) && sender != user);
+                        let last = last_seq.insert(sender, seq).unwrap_or(0);
+                        prop_assert!(seq > last, "lines out of order");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Pairs are symmetric in the state machines.
+        for (user, core) in self.users.iter().enumerate() {
+            if self.closed[user] {
+                continue;
+            }
+            if let Phase::Chatting { chat, partner } = core.phase() {
+                let other = (partner.session.0 - 1) as usize;
+                prop_assert!(
+                    !self.closed[other],
+                    "user {} chats with a closed user",
+                    user
+                );
+                match self.users[other].phase() {
+                    Phase::Chatting {
+                        chat: c,
+                        partner: p,
+                    } => {
+                        prop_assert_eq!(c, chat);
+                        prop_assert_eq!(p.session, core.id());
+                    }
+                    other_phase => {
+                        return Err(TestCaseError::fail(format!(
+                            "user {user} chats with {other} who is {other_phase:?}"
+                        )))
+                    }
+                }
+            }
+        }
+        // Nobody waits while a compatible user waits too, and the pool holds exactly the
+        // waiting users.
+        let mut waiting_by_mode: HashMap<Mode, usize> = HashMap::new();
+        let mut waiting = 0;
+        for (user, core) in self.users.iter().enumerate() {
+            if let (Phase::Waiting { bucket, .. }, false) = (core.phase(), self.closed[user]) {
+                *waiting_by_mode.entry(bucket.mode).or_default() += 1;
+                waiting += 1;
+            }
+        }
+        for (mode, count) in waiting_by_mode {
+            prop_assert!(
+                count <= 1,
+                "{} users wait for {:?} without being paired",
+                count,
+                mode
+            );
+        }
+        prop_assert_eq!(self.matchmaker.waiting(), waiting);
+        // Every ended chat was told to both sides with reasons that agree.
+        for (chat, users) in &members {
+            let ends: Vec<Option<EndReason>> = users
+                .iter()
+                .map(|&u| {
+                    self.logs[u].iter().find_map(|m| match m {
+                        ServerMsg::Ended { chat: c, reason } if c == chat => Some(*reason),
+                        _ => None,
+                    })
+                })
+                .collect();
+            let open = |u: usize| matches!(self.users[u].phase(), Phase::Chatting { chat: c, .. } if c == chat);
+            for (i, &u) in users.iter().enumerate() {
+                if self.closed[u] || open(u) {
+                    continue;
+                }
+                prop_assert!(
+                    ends[i].is_some(),
+                    "user {} left chat {} without being told",
+                    u,
+                    chat
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_after_any_interleaving(ops in proptest::collection::vec(op(), 1..200)) {
+        let mut world = World::new();
+        for op in ops {
+            world.step(op);
+        }
+        world.settle();
+        world.check()?;
+    }
+}
