@@ -9,6 +9,7 @@
 //! partner's session, named by chat id so a late line never reaches the next stranger.
 //! docs/architecture.md draws this map.
 
+pub mod bus;
 pub mod config;
 pub mod gateway;
 pub mod ids;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix::{Actor, Arbiter, Recipient};
 use parking_lot::Mutex;
 
+use crate::bus::{Bus, Envelope, LocalBus};
 use crate::ids::{NodeId, SessionId};
 use crate::metrics::Metrics;
 use crate::protocol::{IceServer, Limits};
@@ -128,6 +129,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     pub sessions: Registry,
     pub settings: SessionSettings,
+    /// How this node reaches other nodes (and they it).
+    pub bus: Arc<dyn Bus>,
     /// False until started and again once shutdown begins; `/healthz` reports it.
     ready: AtomicBool,
     /// One thread per shard.
@@ -135,8 +138,20 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts `shards` shard actors, each on its own thread. Needs a running actix `System`.
+    /// Starts a node alone on its own in-process bus. Needs a running actix `System`.
     pub fn start(id: NodeId, shards: usize, settings: SessionSettings) -> Arc<Self> {
+        Self::start_on(id, shards, settings, &LocalBus::new())
+    }
+
+    /// Starts `shards` shard actors, each on its own thread, and attaches the node to an
+    /// in-process bus (which other nodes in this process may share). Needs a running actix
+    /// `System`.
+    pub fn start_on(
+        id: NodeId,
+        shards: usize,
+        settings: SessionSettings,
+        bus: &Arc<LocalBus>,
+    ) -> Arc<Self> {
         let shards = shards.max(1);
         let metrics = Arc::new(Metrics::new(shards));
         let mut arbiters = Vec::with_capacity(shards);
@@ -149,15 +164,36 @@ impl Node {
             }));
             arbiters.push(arbiter);
         }
-        Arc::new(Self {
-            id,
+        let node = Arc::new(Self {
+            id: id.clone(),
             router: Router::new(addrs),
             metrics,
             sessions: Registry::new(),
             settings,
+            bus: Arc::clone(bus) as Arc<dyn Bus>,
             ready: AtomicBool::new(true),
             arbiters: Mutex::new(arbiters),
-        })
+        });
+        let weak = Arc::downgrade(&node);
+        bus.attach(
+            id,
+            Arc::new(move |envelope| {
+                if let Some(node) = weak.upgrade() {
+                    node.receive(envelope);
+                }
+            }),
+        );
+        node
+    }
+
+    /// Handles an envelope from another node.
+    pub fn receive(&self, envelope: Envelope) {
+        match envelope {
+            Envelope::ToSession { session, event } => {
+                // A session that is gone simply misses it, as a closed socket would.
+                self.sessions.deliver(session, event);
+            }
+        }
     }
 
     /// Whether the node accepts new users.

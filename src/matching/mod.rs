@@ -13,4 +13,6 @@ mod ticket;
 pub use hash::FastHasher;
 pub use pool::{WaitingPool, SCAN_LIMIT};
 pub use prefs::{Lang, Mode, PrefError, Preferences};
-pub use ticket::{BucketKey, RecentPartners, TicketInfo, Waiting, RECENT_FOR, RECENT_PARTNERS};
+pub use ticket::{
+    BucketKey, RecentPartners, RecentSet, TicketInfo, Waiting, RECENT_FOR, RECENT_PARTNERS,
+};

@@ -6,6 +6,7 @@
 //! queue slot becomes a tombstone, dropped when it reaches the front or when tombstones
 //! outnumber the living in that queue.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use super::hash::FastBuild;
@@ -31,6 +32,10 @@ struct Queue {
 pub struct WaitingPool<T> {
     entries: HashMap<TicketId, Waiting<T>, FastBuild>,
     queues: HashMap<BucketKey, Queue, FastBuild>,
+    /// Queues with no live entry, kept for reuse: a busy bucket empties and refills
+    /// thousands of times a second, and re-creating its queue each time was a third of the
+    /// pool's cost. Swept once they outnumber the others.
+    empty_queues: usize,
 }
 
 impl<T> Default for WaitingPool<T> {
@@ -45,6 +50,7 @@ impl<T> WaitingPool<T> {
         Self {
             entries: HashMap::default(),
             queues: HashMap::default(),
+            empty_queues: 0,
         }
     }
 
@@ -82,10 +88,19 @@ impl<T> WaitingPool<T> {
             // Replaced in place: its queue slot is still there.
             return;
         }
-        let queue = self.queues.entry(bucket).or_insert_with(|| Queue {
-            order: VecDeque::new(),
-            live: 0,
-        });
+        let queue = match self.queues.entry(bucket) {
+            Entry::Occupied(found) => {
+                let queue = found.into_mut();
+                if queue.live == 0 {
+                    self.empty_queues -= 1;
+                }
+                queue
+            }
+            Entry::Vacant(slot) => slot.insert(Queue {
+                order: VecDeque::new(),
+                live: 0,
+            }),
+        };
         if front {
             queue.order.push_front(id);
         } else {
@@ -148,7 +163,12 @@ impl<T> WaitingPool<T> {
             queue.order.pop_front();
         }
         if queue.live == 0 {
-            self.queues.remove(&bucket);
+            queue.order.clear();
+            self.empty_queues += 1;
+            if self.empty_queues > 1024 && self.empty_queues * 2 > self.queues.len() {
+                self.queues.retain(|_, q| q.live > 0);
+                self.empty_queues = 0;
+            }
         } else if queue.order.len() > 2 * queue.live + 32 {
             let entries = &self.entries;
             queue.order.retain(|id| entries.contains_key(id));
@@ -160,6 +180,8 @@ impl<T> WaitingPool<T> {
         #[cfg(debug_assertions)]
         if self.entries.len() < 4096 {
             let mut counted = 0;
+            let empty = self.queues.values().filter(|q| q.live == 0).count();
+            assert_eq!(empty, self.empty_queues, "empty queue count");
             for (bucket, queue) in &self.queues {
                 let live: Vec<_> = queue
                     .order
@@ -167,7 +189,10 @@ impl<T> WaitingPool<T> {
                     .filter(|id| self.entries.contains_key(id))
                     .collect();
                 assert_eq!(live.len(), queue.live, "live count of {bucket:?}");
-                assert!(queue.live > 0, "empty queue kept for {bucket:?}");
+                assert!(
+                    queue.live > 0 || queue.order.is_empty(),
+                    "tombstones in {bucket:?}"
+                );
                 for id in live {
                     assert_eq!(
                         self.entries[id].ticket.bucket, *bucket,
@@ -187,7 +212,7 @@ mod tests {
 
     use super::*;
     use crate::ids::SessionId;
-    use crate::matching::{Lang, Mode, RecentPartners};
+    use crate::matching::{Lang, Mode, RecentPartners, RecentSet};
 
     fn ticket(n: u64, mode: Mode, now: Instant) -> Waiting<()> {
         Waiting {
@@ -198,7 +223,7 @@ mod tests {
                     mode,
                     lang: Lang::EN,
                 },
-                recent: RecentPartners::default(),
+                recent: RecentSet::default(),
                 since: now,
             },
             payload: (),
@@ -245,7 +270,9 @@ mod tests {
         pool.insert(ticket(1, Mode::Text, now));
         pool.insert(ticket(2, Mode::Text, now));
         let mut newcomer = ticket(3, Mode::Text, now).ticket;
-        newcomer.recent.push(SessionId(1), now);
+        let mut recent = RecentPartners::default();
+        recent.push(SessionId(1), now);
+        newcomer.recent = recent.live(now);
         assert_eq!(pool.take_partner(&newcomer).unwrap().ticket.id, TicketId(2));
         // Only the recent partner is left: better them than nobody.
         assert_eq!(pool.take_partner(&newcomer).unwrap().ticket.id, TicketId(1));

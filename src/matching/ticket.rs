@@ -33,21 +33,39 @@ impl RecentPartners {
     }
 
     /// The partners still recent at `now`, for a ticket.
-    pub fn live(&self, now: Instant) -> RecentPartners {
-        let mut live = *self;
-        for slot in &mut live.slots {
-            if matches!(slot, Some((_, at)) if now.duration_since(*at) >= RECENT_FOR) {
-                *slot = None;
+    pub fn live(&self, now: Instant) -> RecentSet {
+        let mut live = RecentSet::default();
+        for (id, at) in self.slots.iter().flatten() {
+            if now.saturating_duration_since(*at) < RECENT_FOR {
+                live.ids[live.len as usize] = *id;
+                live.len += 1;
             }
         }
         live
     }
+}
 
-    /// Whether `session` is among them (ignoring age: call on `live()`).
+/// The recent partners a ticket carries: bare ids, already aged, so that a pool entry stays
+/// small (40 bytes instead of 128 with timestamps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecentSet {
+    ids: [SessionId; RECENT_PARTNERS],
+    len: u8,
+}
+
+impl Default for RecentSet {
+    fn default() -> Self {
+        Self {
+            ids: [SessionId(0); RECENT_PARTNERS],
+            len: 0,
+        }
+    }
+}
+
+impl RecentSet {
+    /// Whether `session` is among them.
     pub fn contains(&self, session: SessionId) -> bool {
-        self.slots
-            .iter()
-            .any(|s| matches!(s, Some((id, _)) if *id == session))
+        self.ids[..self.len as usize].contains(&session)
     }
 }
 
@@ -58,7 +76,7 @@ pub struct TicketInfo {
     pub session: SessionId,
     pub bucket: BucketKey,
     /// Partners to avoid while others wait (already aged by `RecentPartners::live`).
-    pub recent: RecentPartners,
+    pub recent: RecentSet,
     /// When the user started waiting; the pool prefers whoever waited longest.
     pub since: Instant,
 }

@@ -78,6 +78,18 @@ impl Seat {
         self.state.lock()
     }
 
+    /// Puts an idle seat in the pool with `ticket`, for drivers other than a session (the
+    /// in-process load generator and benchmarks). `false` if the seat was not idle.
+    pub fn start_waiting(&self, ticket: TicketId) -> bool {
+        let mut state = self.state.lock();
+        if matches!(*state, SeatState::Idle) {
+            *state = SeatState::Waiting(ticket);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Whether the seat still waits with `ticket` (for a shard to drop stale tickets early).
     pub fn waits_with(&self, ticket: TicketId) -> bool {
         matches!(*self.state.lock(), SeatState::Waiting(t) if t == ticket)
