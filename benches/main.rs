@@ -1,5 +1,9 @@
 //! criterion benchmarks: the waiting pool, the shard's matchmaker, and the codecs.
 
+// The same allocator as the `tandem` binary, so the figures are the server's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod codec;
 mod pool;
 
