@@ -13,6 +13,10 @@ pub mod bus;
 pub mod config;
 pub mod gateway;
 pub mod ids;
+/// The load generator lives outside src/ (it is a tool, not part of a node) yet needs the
+/// crate's protocol types, and a separate package would make a cycle with the binary.
+#[path = "../loadtest/mod.rs"]
+pub mod loadtest;
 pub mod matching;
 pub mod metrics;
 pub mod node;

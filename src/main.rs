@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run a node: WebSocket at /ws, health at /healthz, metrics at /metrics, a page at /.
     Serve(ServeArgs),
+    /// Drive a node with simulated users and report what they experienced.
+    Loadtest(tandem::loadtest::LoadtestArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +35,7 @@ fn main() -> anyhow::Result<()> {
     init_tracing(cli.log_json);
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Loadtest(args) => loadtest(args),
     }
 }
 
@@ -56,6 +59,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         TcpListener::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
     actix_web::rt::System::new()
         .block_on(async move { tandem::serve(&args, listener, shutdown_signal()).await })?;
+    Ok(())
+}
+
+fn loadtest(args: tandem::loadtest::LoadtestArgs) -> anyhow::Result<()> {
+    // Every simulated user is a socket, as on the server side.
+    if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %err, "could not raise the open-file limit");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let report = runtime.block_on(tandem::loadtest::run(&args))?;
+    print!("{report}");
+    if !report.passed() {
+        anyhow::bail!(
+            "the run failed: {} violations, {} failed assertions",
+            report.violations,
+            report.failed_assertions.len()
+        );
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! bucket key. The cluster feature adds owners on other nodes, reached through the bus; the
 //! session and the matching code only ever talk to the router.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use actix::Addr;
 
@@ -27,10 +27,9 @@ impl Router {
 
     /// The index of the shard that owns `bucket`.
     pub fn owner(&self, bucket: &BucketKey) -> usize {
-        let mut hasher = std::hash::BuildHasherDefault::<FastHasher>::default().build_hasher();
-        bucket.hash(&mut hasher);
+        let hash = std::hash::BuildHasherDefault::<FastHasher>::default().hash_one(bucket);
         // The high bits of a multiplicative hash are the well-mixed ones.
-        ((hasher.finish() >> 32) % self.shards.len() as u64) as usize
+        ((hash >> 32) % self.shards.len() as u64) as usize
     }
 
     /// Sends a ticket to its bucket's owner.

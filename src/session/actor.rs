@@ -208,7 +208,7 @@ impl UserSession {
                         info!(parent: &self.span, %chat, reported = %partner.session,
                             client = %self.client_id, reason, "user report");
                     }
-                    Err(refusal) => effects.push(refusal),
+                    Err(refusal) => effects.push(*refusal),
                 }
             }
             ClientMsg::SaveLog { chat } => match self.core.chat_check(chat, now, &mut effects) {
@@ -216,7 +216,7 @@ impl UserSession {
                     ErrorCode::Unsupported,
                     "this node does not store chat logs",
                 ))),
-                Err(refusal) => effects.push(refusal),
+                Err(refusal) => effects.push(*refusal),
             },
             ClientMsg::Ping => effects.push(Effect::Send(ServerMsg::Pong)),
         }

@@ -217,7 +217,7 @@ impl SessionCore {
                 to: partner,
                 event: SessionEvent::Relay { chat, item },
             }),
-            Err(refusal) => out.push(refusal),
+            Err(refusal) => out.push(*refusal),
         }
     }
 
@@ -228,16 +228,19 @@ impl SessionCore {
         chat: ChatId,
         now: Instant,
         out: &mut Vec<Effect>,
-    ) -> Result<Peer, Effect> {
+    ) -> Result<Peer, Box<Effect>> {
         self.sync(now, out);
         match &self.phase {
             Phase::Chatting {
                 chat: current,
                 partner,
             } if *current == chat => Ok(partner.clone()),
-            Phase::Chatting { .. } => Err(stale(chat)),
-            _ if self.last_chat == Some(chat) => Err(stale(chat)),
-            _ => Err(error(ErrorCode::NotInChat, "you are not in a chat")),
+            Phase::Chatting { .. } => Err(Box::new(stale(chat))),
+            _ if self.last_chat == Some(chat) => Err(Box::new(stale(chat))),
+            _ => Err(Box::new(error(
+                ErrorCode::NotInChat,
+                "you are not in a chat",
+            ))),
         }
     }
 

@@ -1,0 +1,167 @@
+//! The flags of `tandem loadtest` and the small value types they parse into.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::assertions::{parse_assertion, Assertion};
+use crate::config::parse_duration;
+use crate::protocol::Codec;
+
+/// `tandem loadtest`: drive one or more nodes with simulated users and report what they saw.
+#[derive(Args, Clone, Debug)]
+pub struct LoadtestArgs {
+    /// WebSocket URL of a node (repeatable); clients are spread round-robin over them.
+    #[arg(long = "target", default_value = "ws://127.0.0.1:8080/ws")]
+    pub targets: Vec<String>,
+
+    /// Simulated users, each one WebSocket connection.
+    #[arg(long, default_value_t = 100)]
+    pub clients: usize,
+
+    /// Length of the whole run, ramp included; then every user sends `leave` and closes.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Users connect evenly spread over this time from the start.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub ramp: Duration,
+
+    /// How long a user stays in a chat before `next`: drawn uniformly from `MIN..MAX`
+    /// (a single duration means always that long).
+    #[arg(long, default_value = "0.5s..3s", value_parser = parse_dwell)]
+    pub dwell: DwellRange,
+
+    /// Chat lines each user sends per chat, spread evenly over its dwell.
+    #[arg(long, default_value_t = 3)]
+    pub msgs_per_chat: u32,
+
+    /// Wire format of every connection.
+    #[arg(long, value_enum, default_value_t = CodecArg::Json)]
+    pub codec: CodecArg,
+
+    /// Write every figure of the report as JSON to this file [default: not written].
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    /// Write a self-contained HTML page (inline SVG charts) to this file [default: not
+    /// written].
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+
+    /// Conditions the run must meet, comma-separated: `NAME<VALUE`, `NAME=VALUE` or
+    /// `NAME>VALUE`, e.g. `match_p99<10ms,errors=0,violations=0` (see docs/loadtest.md for
+    /// the names). A failed one makes the exit code non-zero [default: none].
+    #[arg(long = "assert", value_delimiter = ',', value_parser = parse_assertion)]
+    pub assertions: Vec<Assertion>,
+
+    /// Seed for the dwell times, so the same dwells are drawn again (the run itself still
+    /// depends on timing) [default: random, printed in the report].
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Longest a single network step (connect, welcome, a send, the answer to `leave`) may
+    /// take before the user counts as a connection failure.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub step_timeout: Duration,
+
+    /// Print no progress line on stderr [default: one line per second].
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Default for LoadtestArgs {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: LoadtestArgs,
+        }
+        Wrapper::parse_from(["tandem"]).args
+    }
+}
+
+/// The range a chat's dwell time is drawn from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DwellRange {
+    /// Shortest stay in a chat.
+    pub min: Duration,
+    /// Longest stay in a chat (equal to `min` for a fixed dwell).
+    pub max: Duration,
+}
+
+/// Parses `0.5s..3s` or a single duration such as `1s`.
+pub fn parse_dwell(text: &str) -> Result<DwellRange, String> {
+    let (min, max) = match text.split_once("..") {
+        Some((min, max)) => (parse_duration(min)?, parse_duration(max)?),
+        None => {
+            let fixed = parse_duration(text)?;
+            (fixed, fixed)
+        }
+    };
+    if min > max {
+        return Err(format!(
+            "`{text}`: the shortest dwell is longer than the longest"
+        ));
+    }
+    Ok(DwellRange { min, max })
+}
+
+/// `--codec` values, mapped onto the protocol's [`Codec`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CodecArg {
+    /// JSON text frames.
+    Json,
+    /// bincode binary frames (`/ws?codec=bincode`).
+    Bincode,
+}
+
+impl CodecArg {
+    /// The protocol codec this flag value names.
+    pub fn codec(self) -> Codec {
+        match self {
+            Self::Json => Codec::Json,
+            Self::Bincode => Codec::Bincode,
+        }
+    }
+
+    /// The name used on the command line and in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Bincode => "bincode",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dwell_is_a_range_or_a_single_duration() {
+        assert_eq!(
+            parse_dwell("0.5s..3s"),
+            Ok(DwellRange {
+                min: Duration::from_millis(500),
+                max: Duration::from_secs(3)
+            })
+        );
+        let fixed = parse_dwell("200ms").unwrap();
+        assert_eq!(fixed.min, fixed.max);
+        assert!(parse_dwell("3s..1s").is_err());
+        assert!(parse_dwell("soon..later").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let args = LoadtestArgs::default();
+        assert_eq!(args.targets, ["ws://127.0.0.1:8080/ws"]);
+        assert_eq!(args.clients, 100);
+        assert_eq!(args.duration, Duration::from_secs(10));
+        assert_eq!(args.msgs_per_chat, 3);
+        assert!(args.assertions.is_empty());
+    }
+}

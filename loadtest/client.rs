@@ -1,0 +1,396 @@
+//! One simulated user: connect, join, chat for a while, skip, and again, until the run ends.
+//!
+//! Every action has a scheduled time, and latencies are measured from it rather than from the
+//! moment the task got round to acting (an open model: a slow client or a slow server cannot
+//! hide its delays by postponing the next request). The user never waits for an answer before
+//! its next scheduled action, except that it only chats while it is in a chat.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use super::args::DwellRange;
+use super::chat_line::ChatLine;
+use super::checks::ViolationKind;
+use super::failure::Failure;
+use super::recorder::{Event, Recorder};
+use crate::ids::{ChatId, SessionId};
+use crate::protocol::{ClientMsg, Codec, EndReason, Frame, Join, Matched, ServerMsg};
+
+/// What one user does, fixed before the run starts.
+#[derive(Clone, Debug)]
+pub struct UserPlan {
+    /// The WebSocket URL to connect to, codec parameter included.
+    pub url: String,
+    /// When to connect.
+    pub start_at: Instant,
+    /// When to leave.
+    pub end_at: Instant,
+    /// Where each chat's dwell time is drawn from.
+    pub dwell: DwellRange,
+    /// Chat lines per chat.
+    pub msgs_per_chat: u32,
+    /// Wire format.
+    pub codec: Codec,
+    /// Longest any single network step may take.
+    pub step_timeout: Duration,
+    /// Seed of this user's dwell times.
+    pub seed: u64,
+}
+
+/// Runs one user from its start time to the end of the run; failures are counted, not
+/// returned, because one broken connection must not stop the others.
+pub async fn run_user(plan: UserPlan, rec: &Recorder) {
+    if plan.start_at >= plan.end_at {
+        // A ramp longer than the run: this user's turn never comes.
+        return;
+    }
+    sleep_until(plan.start_at.into()).await;
+    let mut user = match User::connect(&plan, rec).await {
+        Ok(user) => user,
+        Err(failure) => return rec.connection_failure(failure.as_str()),
+    };
+    rec.connected.fetch_add(1, Ordering::Relaxed);
+    let outcome = user.live().await;
+    if user.chat.is_some() {
+        rec.in_chat.fetch_sub(1, Ordering::Relaxed);
+    }
+    rec.connected.fetch_sub(1, Ordering::Relaxed);
+    if let Err(failure) = outcome {
+        rec.connection_failure(failure.as_str());
+    }
+}
+
+/// The chat a user is in, as that user sees it.
+struct InChat {
+    chat: ChatId,
+    /// Learnt from the ledger on the first line received (the partner reports the chat before
+    /// writing to it).
+    partner: Option<SessionId>,
+    started: Instant,
+    dwell: Duration,
+    /// Lines sent so far; also the next line's sequence number.
+    sent: u32,
+    /// `next` is on its way: no more lines, and no `join` when the partner ends first.
+    skip_sent: bool,
+    last_seq_received: Option<u32>,
+}
+
+struct User<'a> {
+    ws: WebSocketStream<TcpStream>,
+    plan: &'a UserPlan,
+    rec: &'a Recorder,
+    session: SessionId,
+    rng: StdRng,
+    chat: Option<InChat>,
+    /// When the `join` or `next` now waiting for its `matched` was due.
+    awaiting_match: Option<Instant>,
+    /// `leave` is sent: answer nothing with a new `join`.
+    leaving: bool,
+}
+
+impl<'a> User<'a> {
+    async fn connect(plan: &'a UserPlan, rec: &'a Recorder) -> Result<Self, Failure> {
+        let request = plan
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|_| Failure::Handshake)?;
+        let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
+        let port = request.uri().port_u16().unwrap_or(80);
+        let tcp = timeout(plan.step_timeout, TcpStream::connect((host.as_str(), port)))
+            .await
+            .map_err(|_| Failure::Connect)?
+            .map_err(|_| Failure::Connect)?;
+        // Chat latency is the point: never wait for more bytes before sending.
+        let _ = tcp.set_nodelay(true);
+        // Thousands of users share this process: keep per-connection buffers small.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0)
+            .max_write_buffer_size(64 * 1024);
+        let (ws, _) = timeout(
+            plan.step_timeout,
+            tokio_tungstenite::client_async_with_config(request, tcp, Some(config)),
+        )
+        .await
+        .map_err(|_| Failure::Handshake)?
+        .map_err(|_| Failure::Handshake)?;
+        let mut user = User {
+            ws,
+            plan,
+            rec,
+            session: SessionId(0),
+            rng: StdRng::seed_from_u64(plan.seed),
+            chat: None,
+            awaiting_match: None,
+            leaving: false,
+        };
+        let welcome = timeout(plan.step_timeout, user.ws.next()).await;
+        let Ok(Some(Ok(frame))) = welcome else {
+            return Err(Failure::Welcome);
+        };
+        match user.decode(frame) {
+            Some(ServerMsg::Welcome(welcome)) => user.session = welcome.session,
+            _ => return Err(Failure::Welcome),
+        }
+        Recorder::record_latency(&rec.connect_latency, plan.start_at, Instant::now());
+        Ok(user)
+    }
+
+    /// Joins, then chats and skips until the end of the run; then leaves and closes.
+    async fn live(&mut self) -> Result<(), Failure> {
+        self.join(Instant::now()).await?;
+        let end_at = self.plan.end_at;
+        loop {
+            let due = self.next_action().map_or(end_at, |due| due.min(end_at));
+            tokio::select! {
+                frame = self.ws.next() => match frame {
+                    Some(Ok(frame)) => self.on_frame(frame).await?,
+                    _ => return Err(Failure::Closed),
+                },
+                _ = sleep_until(due.into()) => {
+                    if due >= end_at {
+                        break;
+                    }
+                    self.act().await?;
+                }
+            }
+        }
+        self.leave().await
+    }
+
+    /// When the next line or the skip is due, if the user is in a chat and has one to make.
+    fn next_action(&self) -> Option<Instant> {
+        let chat = self.chat.as_ref().filter(|chat| !chat.skip_sent)?;
+        let lines = self.plan.msgs_per_chat;
+        if chat.sent < lines {
+            // Lines spread evenly over the dwell, the skip after the last.
+            Some(chat.started + chat.dwell * (chat.sent + 1) / (lines + 1))
+        } else {
+            Some(chat.started + chat.dwell)
+        }
+    }
+
+    /// Does the action [`User::next_action`] named, now that it is due.
+    async fn act(&mut self) -> Result<(), Failure> {
+        let Some(due) = self.next_action() else {
+            return Ok(());
+        };
+        let chat = self.chat.as_mut().expect("an action implies a chat");
+        if chat.sent < self.plan.msgs_per_chat {
+            let line = ChatLine {
+                sender: self.session,
+                chat: chat.chat,
+                seq: chat.sent,
+                scheduled_us: self.rec.micros_since_epoch(due),
+            };
+            chat.sent += 1;
+            let msg = ClientMsg::Msg {
+                chat: line.chat,
+                text: line.encode(),
+            };
+            self.send(&msg).await?;
+            self.rec.msgs_sent.fetch_add(1, Ordering::Relaxed);
+        } else {
+            chat.skip_sent = true;
+            self.awaiting_match = Some(due);
+            self.send(&ClientMsg::Next).await?;
+            self.rec.skips.fetch_add(1, Ordering::Relaxed);
+            self.rec.count(Event::Skip, Instant::now());
+        }
+        Ok(())
+    }
+
+    async fn join(&mut self, due: Instant) -> Result<(), Failure> {
+        self.awaiting_match = Some(due);
+        let join = ClientMsg::Join(Join {
+            mode: Some("text".to_owned()),
+            adult: true,
+            ..Join::default()
+        });
+        self.send(&join).await?;
+        self.rec.joins.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends `leave`, reads until it is answered, then closes.
+    async fn leave(&mut self) -> Result<(), Failure> {
+        self.leaving = true;
+        self.send(&ClientMsg::Leave).await?;
+        let answered = timeout(self.plan.step_timeout, async {
+            while let Some(Ok(frame)) = self.ws.next().await {
+                if let Some(msg) = self.decode(frame) {
+                    let answer = matches!(
+                        msg,
+                        ServerMsg::Idle
+                            | ServerMsg::Error { .. }
+                            | ServerMsg::Ended {
+                                reason: EndReason::Left,
+                                ..
+                            }
+                    );
+                    self.on_message(msg).await?;
+                    if answer {
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok(false)
+        })
+        .await;
+        let _ = timeout(self.plan.step_timeout, self.ws.close(None)).await;
+        match answered {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Err(failure)) => Err(failure),
+            _ => Err(Failure::Leave),
+        }
+    }
+
+    async fn send(&mut self, msg: &ClientMsg) -> Result<(), Failure> {
+        let frame = match self.plan.codec.encode(msg) {
+            Frame::Text(text) => Message::text(text),
+            Frame::Binary(bytes) => Message::binary(bytes),
+        };
+        match timeout(self.plan.step_timeout, self.ws.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Failure::Send),
+        }
+    }
+
+    /// The protocol message in a frame; `None` for control frames. A frame that does not
+    /// decode is counted as an error (`undecodable`), since the server should never send one.
+    fn decode(&self, frame: Message) -> Option<ServerMsg> {
+        let decoded = match frame {
+            Message::Text(text) => self.plan.codec.decode_text(text.as_str()),
+            Message::Binary(bytes) => self.plan.codec.decode_binary(&bytes),
+            _ => return None,
+        };
+        decoded.map_err(|_| self.rec.error("undecodable")).ok()
+    }
+
+    async fn on_frame(&mut self, frame: Message) -> Result<(), Failure> {
+        if let Message::Close(_) = frame {
+            return Err(Failure::Closed);
+        }
+        match self.decode(frame) {
+            Some(msg) => self.on_message(msg).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn on_message(&mut self, msg: ServerMsg) -> Result<(), Failure> {
+        let now = Instant::now();
+        match msg {
+            ServerMsg::Matched(matched) => self.on_matched(matched, now),
+            ServerMsg::Msg { chat, text } => self.on_line(chat, &text, now),
+            ServerMsg::Ended { chat, reason } => return self.on_ended(chat, reason, now).await,
+            ServerMsg::Error { code, .. } => self.rec.error(code.as_str()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_matched(&mut self, matched: Matched, now: Instant) {
+        let rec = self.rec;
+        rec.matched.fetch_add(1, Ordering::Relaxed);
+        if self.chat.is_some() {
+            rec.violations.record(ViolationKind::MatchedWhileInChat);
+        } else {
+            rec.in_chat.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(due) = self.awaiting_match.take() {
+            Recorder::record_latency(&rec.match_latency, due, now);
+        }
+        let sighting = rec.ledger.matched(
+            matched.chat,
+            self.session,
+            matched.initiator,
+            &rec.violations,
+        );
+        if sighting.first {
+            rec.count(Event::Match, now);
+        }
+        let DwellRange { min, max } = self.plan.dwell;
+        let dwell = if min < max {
+            self.rng.random_range(min..=max)
+        } else {
+            min
+        };
+        self.chat = Some(InChat {
+            chat: matched.chat,
+            partner: sighting.partner,
+            started: now,
+            dwell,
+            sent: 0,
+            skip_sent: false,
+            last_seq_received: None,
+        });
+    }
+
+    fn on_line(&mut self, chat: ChatId, text: &str, now: Instant) {
+        let rec = self.rec;
+        rec.msgs_received.fetch_add(1, Ordering::Relaxed);
+        rec.count(Event::MsgReceived, now);
+        let Some(line) = ChatLine::decode(text) else {
+            return rec.violations.record(ViolationKind::MsgUnreadable);
+        };
+        let due = rec.epoch + Duration::from_micros(line.scheduled_us);
+        Recorder::record_latency(&rec.msg_latency, due, now);
+        let Some(current) = self.chat.as_mut() else {
+            return rec.violations.record(ViolationKind::MsgWrongChat);
+        };
+        if chat != current.chat || line.chat != current.chat {
+            return rec.violations.record(ViolationKind::MsgWrongChat);
+        }
+        if current.partner.is_none() {
+            current.partner = rec.ledger.partner_of(current.chat, self.session);
+        }
+        if current.partner != Some(line.sender) {
+            rec.violations.record(ViolationKind::MsgWrongSender);
+        }
+        if current
+            .last_seq_received
+            .is_some_and(|last| line.seq <= last)
+        {
+            rec.violations.record(ViolationKind::MsgOutOfOrder);
+        }
+        current.last_seq_received = Some(line.seq);
+    }
+
+    async fn on_ended(
+        &mut self,
+        chat: ChatId,
+        reason: EndReason,
+        now: Instant,
+    ) -> Result<(), Failure> {
+        let Some(current) = self.chat.as_ref().filter(|current| current.chat == chat) else {
+            self.rec.violations.record(ViolationKind::EndedWrongChat);
+            return Ok(());
+        };
+        let skip_sent = current.skip_sent;
+        self.chat = None;
+        self.rec.in_chat.fetch_sub(1, Ordering::Relaxed);
+        if reason == EndReason::PartnerDisconnected {
+            self.rec.ledger.partner_disconnected(chat, self.session);
+        }
+        let partner_ended = matches!(
+            reason,
+            EndReason::PartnerSkipped | EndReason::PartnerLeft | EndReason::PartnerDisconnected
+        );
+        // The partner left us idle; our own `next`, if on its way, re-queues us by itself.
+        if partner_ended && !skip_sent && !self.leaving {
+            self.join(now).await?;
+        }
+        Ok(())
+    }
+}

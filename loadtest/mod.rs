@@ -1,0 +1,176 @@
+//! `tandem loadtest`: drives nodes with simulated users over real WebSockets and reports what
+//! they experienced: match, message and connect latency, throughput, errors, and every broken
+//! promise of the protocol (docs/loadtest.md).
+//!
+//! All users are tasks on one tokio runtime in this process, so they share one clock: a chat
+//! line carries the time it was due, and its receiver measures the latency. This module owns
+//! the run (plan, progress, report); [`client`] owns what one user does; [`checks`] owns the
+//! rules. It must never reach into a node's internals: it sees only what a client sees.
+
+mod args;
+mod assertions;
+mod chat_line;
+mod checks;
+mod client;
+mod failure;
+mod html;
+mod recorder;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+pub use args::{CodecArg, DwellRange, LoadtestArgs};
+pub use assertions::{Assertion, Comparison};
+pub use checks::ViolationKind;
+pub use report::{LatencySummary, PercentilePoint, Report, SecondSample};
+
+use client::UserPlan;
+use recorder::Recorder;
+
+/// Why a run could not be made or its files not written. Problems of the users (failed
+/// connections, errors, violations) are not errors: they are in the [`Report`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoadtestError {
+    /// A `--target` is not a `ws://host:port/path` URL.
+    #[error("target `{0}` is not a ws:// URL")]
+    BadTarget(String),
+    /// `--clients 0` or no target.
+    #[error("nothing to run: give at least one target and one client")]
+    Empty,
+    /// The JSON or HTML report could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Runs the load as `args` describe, prints progress on stderr (unless `--quiet`), writes
+/// the `--json` and `--html` files, and returns the report with the assertions checked.
+pub async fn run(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
+    if args.clients == 0 || args.targets.is_empty() {
+        return Err(LoadtestError::Empty);
+    }
+    let urls = args
+        .targets
+        .iter()
+        .map(|target| target_url(target, args.codec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let epoch = Instant::now();
+    let rec = Arc::new(Recorder::new(epoch));
+    let end_at = epoch + args.duration;
+
+    let mut users = JoinSet::new();
+    for index in 0..args.clients {
+        let plan = UserPlan {
+            url: urls[index % urls.len()].clone(),
+            start_at: epoch + args.ramp.mul_f64(index as f64 / args.clients as f64),
+            end_at,
+            dwell: args.dwell,
+            msgs_per_chat: args.msgs_per_chat,
+            codec: args.codec.codec(),
+            step_timeout: args.step_timeout,
+            seed: seed.wrapping_add(index as u64),
+        };
+        let rec = Arc::clone(&rec);
+        users.spawn(async move { client::run_user(plan, &rec).await });
+    }
+    let progress = (!args.quiet).then(|| tokio::spawn(progress(Arc::clone(&rec), end_at)));
+    while users.join_next().await.is_some() {}
+    if let Some(progress) = progress {
+        progress.abort();
+    }
+
+    rec.ledger.finish(&rec.violations);
+    let mut report = Report::build(
+        &rec,
+        args.targets.clone(),
+        args.codec.as_str(),
+        args.clients,
+        args.duration,
+        seed,
+    );
+    report.check(&args.assertions);
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).expect("a report is plain data");
+        write(path, json)?;
+    }
+    if let Some(path) = &args.html {
+        write(path, html::render(&report))?;
+    }
+    Ok(report)
+}
+
+fn write(path: &PathBuf, contents: String) -> Result<(), LoadtestError> {
+    std::fs::write(path, contents).map_err(|source| LoadtestError::Write {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// The target with the codec parameter the server expects for bincode.
+fn target_url(target: &str, codec: CodecArg) -> Result<String, LoadtestError> {
+    if !target.starts_with("ws://") {
+        return Err(LoadtestError::BadTarget(target.to_owned()));
+    }
+    Ok(match codec {
+        CodecArg::Json => target.to_owned(),
+        CodecArg::Bincode if target.contains('?') => format!("{target}&codec=bincode"),
+        CodecArg::Bincode => format!("{target}?codec=bincode"),
+    })
+}
+
+/// One line on stderr per second until the end of the run.
+async fn progress(rec: Arc<Recorder>, end_at: Instant) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick.tick().await;
+    let (mut last_skips, mut last_matches) = (0, 0);
+    loop {
+        tick.tick().await;
+        let skips = rec.skips.load(Ordering::Relaxed);
+        let matches = rec.ledger.chats();
+        let (p50, p99) = {
+            let h = rec.match_latency.lock();
+            (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+        };
+        eprintln!(
+            "{:>5.1}s  connected {:>6}  in chat {:>6}  skips/s {:>6}  matches/s {:>6}  match p50 {:.2}ms p99 {:.2}ms",
+            rec.epoch.elapsed().as_secs_f64(),
+            rec.connected.load(Ordering::Relaxed),
+            rec.in_chat.load(Ordering::Relaxed),
+            skips - last_skips,
+            matches - last_matches,
+            p50 as f64 / 1000.0,
+            p99 as f64 / 1000.0,
+        );
+        (last_skips, last_matches) = (skips, matches);
+        if Instant::now() >= end_at {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bincode_targets_ask_for_bincode() {
+        assert_eq!(
+            target_url("ws://h:1/ws", CodecArg::Bincode).unwrap(),
+            "ws://h:1/ws?codec=bincode"
+        );
+        assert_eq!(
+            target_url("ws://h:1/ws?client_id=a", CodecArg::Bincode).unwrap(),
+            "ws://h:1/ws?client_id=a&codec=bincode"
+        );
+        assert!(target_url("http://h:1/ws", CodecArg::Json).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! `tandem loadtest` against an in-process node: the generator pairs, chats and skips for
+//! real, breaks none of the protocol's promises, and writes a complete JSON report.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use common::{start_server_with, test_args};
+use tandem::loadtest::{run, LoadtestArgs, Report};
+
+/// Parses flags exactly as `tandem loadtest` would.
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: LoadtestArgs,
+}
+
+/// A node whose per-connection rate limits do not get in the way of fast simulated users
+/// (they skip every few hundred ms, far faster than people).
+fn generous_server() -> tandem::RunningServer {
+    let mut args = test_args();
+    args.joins_per_sec = 1_000;
+    args.msgs_per_sec = 1_000;
+    args.frames_per_sec = 10_000;
+    args.flood_strikes = 10_000;
+    start_server_with(args)
+}
+
+fn scratch_file(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("tandem-loadtest-{}-{name}", std::process::id()))
+}
+
+/// Runs the generator with a bound on the whole run, so a hang fails the test.
+async fn run_bounded(args: &LoadtestArgs) -> Report {
+    let bound = args.duration + 4 * args.step_timeout;
+    tokio::time::timeout(bound, run(args))
+        .await
+        .expect("the load test did not finish in time")
+        .expect("the load test could not run")
+}
+
+#[actix_rt::test]
+async fn fifty_users_chat_and_skip_without_breaking_a_promise() {
+    let server = generous_server();
+    let json = scratch_file("fifty.json");
+    let html = scratch_file("fifty.html");
+    let target = format!("ws://{}/ws", server.addr);
+    let args = Cli::parse_from([
+        "loadtest",
+        "--target",
+        &target,
+        "--clients",
+        "50",
+        "--duration",
+        "3s",
+        "--ramp",
+        "0.5s",
+        "--dwell",
+        "100ms..400ms",
+        "--msgs-per-chat",
+        "3",
+        "--seed",
+        "7",
+        "--quiet",
+        "--assert",
+        "violations=0,matches>0,skips>0",
+        "--json",
+        json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ])
+    .args;
+
+    let report = run_bounded(&args).await;
+
+    assert_eq!(report.violations, 0, "{report}");
+    assert_eq!(report.connection_failures, 0, "{report}");
+    assert_eq!(report.errors, 0, "{report}");
+    assert!(report.matches > 0, "{report}");
+    assert!(report.skips > 0, "{report}");
+    assert!(report.msgs_received > 0, "{report}");
+    assert!(report.passed(), "{report}");
+
+    let text = std::fs::read_to_string(&json).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(parsed["violations"].as_u64(), Some(0));
+    assert!(parsed["skips_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(parsed["matches_per_sec"].as_f64().unwrap() > 0.0);
+    for latency in ["match_latency_ms", "msg_latency_ms", "connect_latency_ms"] {
+        for figure in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                parsed[latency][figure].is_number(),
+                "{latency}.{figure} missing in {text}"
+            );
+        }
+    }
+    for figure in [
+        "errors",
+        "errors_by_code",
+        "connection_failures",
+        "violations_by_kind",
+        "msgs_per_sec",
+        "throughput",
+    ] {
+        assert!(!parsed[figure].is_null(), "{figure} missing in {text}");
+    }
+    let back: Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (back.matches, back.skips, back.msgs_received),
+        (report.matches, report.skips, report.msgs_received)
+    );
+
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("99.9%"));
+    assert!(!page.contains("<script"));
+
+    let _ = std::fs::remove_file(json);
+    let _ = std::fs::remove_file(html);
+    server.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn bincode_users_are_measured_alike() {
+    let server = generous_server();
+    let mut args = LoadtestArgs {
+        targets: vec![format!("ws://{}/ws", server.addr)],
+        clients: 10,
+        duration: Duration::from_secs(1),
+        ramp: Duration::from_millis(100),
+        quiet: true,
+        seed: Some(1),
+        ..LoadtestArgs::default()
+    };
+    args.codec = tandem::loadtest::CodecArg::Bincode;
+    args.dwell = tandem::loadtest::DwellRange {
+        min: Duration::from_millis(50),
+        max: Duration::from_millis(150),
+    };
+
+    let report = run_bounded(&args).await;
+
+    assert_eq!(report.codec, "bincode");
+    assert_eq!(report.violations, 0, "{report}");
+    assert_eq!(report.connection_failures, 0, "{report}");
+    assert!(report.matches > 0 && report.msgs_received > 0, "{report}");
+    server.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_failed_assertion_fails_the_run() {
+    let server = generous_server();
+    let target = format!("ws://{}/ws", server.addr);
+    let args = Cli::parse_from([
+        "loadtest",
+        "--target",
+        &target,
+        "--clients",
+        "4",
+        "--duration",
+        "500ms",
+        "--ramp",
+        "0s",
+        "--dwell",
+        "100ms",
+        "--quiet",
+        "--assert",
+        "match_p99<0ms,violations=0",
+    ])
+    .args;
+
+    let report = run_bounded(&args).await;
+
+    assert_eq!(report.failed_assertions.len(), 1, "{report}");
+    assert!(report.failed_assertions[0].starts_with("match_p99<0ms"));
+    assert!(!report.passed());
+    server.shutdown().await.unwrap();
+}
