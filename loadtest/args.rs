@@ -69,6 +69,25 @@ pub struct LoadtestArgs {
     /// Print no progress line on stderr [default: one line per second].
     #[arg(long)]
     pub quiet: bool,
+
+    /// Drive the shard actors of a node started in this process instead of a node over
+    /// WebSocket: virtual users with no sockets, to measure the engine itself at a scale one
+    /// machine's sockets cannot reach. `--target`, `--clients`, `--codec`, `--ramp` and
+    /// `--msgs-per-chat` do not apply (each chat carries one hello per side).
+    #[arg(long)]
+    pub inproc: bool,
+
+    /// Virtual users for `--inproc`, all connected for the whole run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub users: usize,
+
+    /// Shard actors for `--inproc` [default: one per core].
+    #[arg(long)]
+    pub shards: Option<usize>,
+
+    /// Driver threads playing the virtual users for `--inproc` [default: one per core].
+    #[arg(long)]
+    pub drivers: Option<usize>,
 }
 
 impl Default for LoadtestArgs {

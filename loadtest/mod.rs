@@ -14,6 +14,7 @@ mod checks;
 mod client;
 mod failure;
 mod html;
+pub mod inproc;
 mod recorder;
 mod report;
 
@@ -96,6 +97,48 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
         args.duration,
         seed,
     );
+    report.check(&args.assertions);
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).expect("a report is plain data");
+        write(path, json)?;
+    }
+    if let Some(path) = &args.html {
+        write(path, html::render(&report))?;
+    }
+    Ok(report)
+}
+
+/// Runs `--inproc`: a node's shards in this process, driven by virtual users. Blocking; call
+/// it outside any async runtime. Writes the same `--json` and `--html` files as a socket run.
+pub fn run_inproc(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
+    if args.users < 2 {
+        return Err(LoadtestError::Empty);
+    }
+    let cores = crate::config::ServeArgs::cores();
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let config = inproc::InprocConfig {
+        users: args.users,
+        duration: args.duration,
+        dwell: (args.dwell.min, args.dwell.max),
+        shards: args.shards.unwrap_or(cores),
+        drivers: args.drivers.unwrap_or(cores),
+        seed,
+    };
+    let quiet = args.quiet;
+    let outcome = inproc::run(&config, |p| {
+        if !quiet {
+            eprintln!(
+                "{:>5.1}s  users {:>8}  in chat {:>8}  skips/s {:>9.0}  match p50 {:.2}ms p99 {:.2}ms",
+                p.elapsed.as_secs_f64(),
+                config.users,
+                p.chatting,
+                p.skips_per_sec,
+                p.match_p50_us as f64 / 1000.0,
+                p.match_p99_us as f64 / 1000.0,
+            );
+        }
+    });
+    let mut report = outcome.into_report(seed);
     report.check(&args.assertions);
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).expect("a report is plain data");

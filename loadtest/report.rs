@@ -241,7 +241,7 @@ fn micros_to_ms(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
 
-fn summarize(h: &Histogram<u64>) -> LatencySummary {
+pub(super) fn summarize(h: &Histogram<u64>) -> LatencySummary {
     if h.is_empty() {
         return LatencySummary::default();
     }
@@ -258,7 +258,7 @@ fn summarize(h: &Histogram<u64>) -> LatencySummary {
 
 /// The percentile curve as HdrHistogram plots it: evenly spaced in log10(1/(1-p)) from 0%
 /// up to where the samples run out, then the maximum.
-fn distribution(h: &Histogram<u64>) -> Vec<PercentilePoint> {
+pub(super) fn distribution(h: &Histogram<u64>) -> Vec<PercentilePoint> {
     if h.is_empty() {
         return Vec::new();
     }

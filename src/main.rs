@@ -67,11 +67,15 @@ fn loadtest(args: tandem::loadtest::LoadtestArgs) -> anyhow::Result<()> {
     if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %err, "could not raise the open-file limit");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    let report = runtime.block_on(tandem::loadtest::run(&args))?;
+    let report = if args.inproc {
+        tandem::loadtest::run_inproc(&args)?
+    } else {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?;
+        runtime.block_on(tandem::loadtest::run(&args))?
+    };
     print!("{report}");
     if !report.passed() {
         anyhow::bail!(

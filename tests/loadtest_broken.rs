@@ -1,0 +1,201 @@
+//! `tandem loadtest` against deliberately broken servers: a double that speaks the protocol
+//! but pairs a user twice, or delivers a line to the wrong user. The generator must see it,
+//! count it, and fail the run with a non-zero exit code.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tandem::ids::{ChatId, SessionId};
+use tandem::protocol::{ClientMsg, Codec, Limits, Matched, PartnerInfo, ServerMsg, Welcome};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Bug {
+    /// The first waiting user is paired again with every newcomer, never leaving the queue.
+    PairsOneUserTwice,
+    /// Every chat line goes to some user other than the partner.
+    Misroutes,
+}
+
+#[derive(Default)]
+struct World {
+    outboxes: HashMap<u64, mpsc::UnboundedSender<ServerMsg>>,
+    waiting: Vec<u64>,
+    partner: HashMap<u64, (u64, ChatId)>,
+}
+
+/// Starts the broken double on an ephemeral port.
+async fn broken_server(bug: Bug) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let world = Arc::new(Mutex::new(World::default()));
+    tokio::spawn(async move {
+        let mut next_id = 1;
+        while let Ok((tcp, _)) = listener.accept().await {
+            let id = next_id;
+            next_id += 1;
+            tokio::spawn(serve(tcp, id, bug, Arc::clone(&world)));
+        }
+    });
+    addr
+}
+
+async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<World>>) {
+    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+        return;
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<ServerMsg>();
+    world.lock().unwrap().outboxes.insert(id, tx.clone());
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            let tandem::protocol::Frame::Text(text) = Codec::Json.encode(&msg) else {
+                unreachable!()
+            };
+            if sink.send(Message::text(text)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let _ = tx.send(ServerMsg::Welcome(Welcome {
+        session: SessionId(id),
+        client_id: format!("c{id}"),
+        ice_servers: Vec::new(),
+        limits: Limits {
+            max_frame_bytes: 65536,
+            max_text_chars: 2000,
+            joins_per_sec: 1000,
+            msgs_per_sec: 1000,
+            signals_per_sec: 1000,
+        },
+        proto: 1,
+        node: "broken".into(),
+    }));
+    while let Some(Ok(frame)) = stream.next().await {
+        let Message::Text(text) = frame else { continue };
+        let Ok(msg) = Codec::Json.decode_text::<ClientMsg>(text.as_str()) else {
+            continue;
+        };
+        let mut w = world.lock().unwrap();
+        match msg {
+            ClientMsg::Join(_) | ClientMsg::Next => {
+                if let Some((partner, chat)) = w.partner.remove(&id) {
+                    w.partner.remove(&partner);
+                    let reason = tandem::protocol::EndReason::PartnerSkipped;
+                    if let Some(out) = w.outboxes.get(&partner) {
+                        let _ = out.send(ServerMsg::Ended { chat, reason });
+                    }
+                    let _ = tx.send(ServerMsg::Ended {
+                        chat,
+                        reason: tandem::protocol::EndReason::Skipped,
+                    });
+                }
+                let _ = tx.send(ServerMsg::Waiting);
+                let other = match bug {
+                    Bug::PairsOneUserTwice => w.waiting.first().copied(),
+                    Bug::Misroutes => w.waiting.pop(),
+                };
+                match other {
+                    Some(other) if other != id => {
+                        let chat = ChatId::random();
+                        w.partner.insert(id, (other, chat));
+                        w.partner.insert(other, (id, chat));
+                        for (who, initiator) in [(id, true), (other, false)] {
+                            if let Some(out) = w.outboxes.get(&who) {
+                                let _ = out.send(ServerMsg::Matched(Matched {
+                                    chat,
+                                    initiator,
+                                    common_interests: Vec::new(),
+                                    partner: PartnerInfo {
+                                        country: "ZZ".into(),
+                                    },
+                                }));
+                            }
+                        }
+                    }
+                    _ => w.waiting.push(id),
+                }
+            }
+            ClientMsg::Msg { chat, text } => {
+                let to = match (bug, w.partner.get(&id)) {
+                    (Bug::Misroutes, _) => w
+                        .outboxes
+                        .keys()
+                        .copied()
+                        .find(|&k| k != id && w.partner.get(&id).map(|p| p.0) != Some(k)),
+                    (_, Some((partner, _))) => Some(*partner),
+                    _ => None,
+                };
+                if let Some(out) = to.and_then(|to| w.outboxes.get(&to)) {
+                    let _ = out.send(ServerMsg::Msg { chat, text });
+                }
+            }
+            ClientMsg::Leave => {
+                w.waiting.retain(|&u| u != id);
+                let _ = tx.send(ServerMsg::Idle);
+            }
+            _ => {}
+        }
+    }
+    world.lock().unwrap().outboxes.remove(&id);
+}
+
+/// Runs the real `tandem` binary against `addr`; returns its exit status and its JSON report.
+async fn loadtest_binary(
+    addr: SocketAddr,
+    name: &str,
+) -> (std::process::ExitStatus, serde_json::Value) {
+    let json =
+        std::env::temp_dir().join(format!("tandem-broken-{}-{name}.json", std::process::id()));
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["loadtest", "--quiet", "--target"])
+        .arg(format!("ws://{addr}/ws"))
+        .args(["--clients", "12", "--duration", "2s", "--ramp", "0.2s"])
+        .args([
+            "--dwell",
+            "50ms..150ms",
+            "--msgs-per-chat",
+            "2",
+            "--step-timeout",
+            "1s",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), child)
+        .await
+        .expect("the load test finishes")
+        .expect("the binary runs");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("a report is written")).unwrap();
+    let _ = std::fs::remove_file(&json);
+    (output.status, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_pairs_one_user_twice_fails_the_run() {
+    let addr = broken_server(Bug::PairsOneUserTwice).await;
+    let (status, report) = loadtest_binary(addr, "twice").await;
+    assert!(!status.success(), "exit code must be non-zero");
+    assert!(report["violations"].as_u64().unwrap() > 0, "{report:#}");
+    let kinds = &report["violations_by_kind"];
+    let twice = kinds["matched_while_in_chat"].as_u64().unwrap_or(0)
+        + kinds["chat_overfull"].as_u64().unwrap_or(0);
+    assert!(twice > 0, "{kinds:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_misroutes_lines_fails_the_run() {
+    let addr = broken_server(Bug::Misroutes).await;
+    let (status, report) = loadtest_binary(addr, "misroute").await;
+    assert!(!status.success(), "exit code must be non-zero");
+    let kinds = &report["violations_by_kind"];
+    let misrouted = kinds["msg_wrong_sender"].as_u64().unwrap_or(0)
+        + kinds["msg_wrong_chat"].as_u64().unwrap_or(0);
+    assert!(misrouted > 0, "{kinds:#}");
+}
