@@ -186,7 +186,7 @@ pub fn run(config: &InprocConfig, mut progress: impl FnMut(&InprocProgress)) -> 
     let joined = Arc::new(AtomicU64::new(0));
 
     let mut handles = Vec::new();
-    for d in 0..drivers {
+    for (d, histogram) in histograms.iter().enumerate() {
         let (tx, rx) = mpsc::channel();
         let first = config.users * d / drivers;
         let last = config.users * (d + 1) / drivers;
@@ -197,7 +197,7 @@ pub fn run(config: &InprocConfig, mut progress: impl FnMut(&InprocProgress)) -> 
             timers: BinaryHeap::new(),
             router: node.router.clone(),
             shared: Arc::clone(&shared),
-            histogram: Arc::clone(&histograms[d]),
+            histogram: Arc::clone(histogram),
             rng: rand::rngs::SmallRng::seed_from_u64(config.seed ^ d as u64),
             dwell: config.dwell,
             effects: Vec::new(),
@@ -517,6 +517,6 @@ mod tests {
         assert!(report.matches > 1_000, "{report:?}");
         assert!(report.relays > 0);
         assert_eq!(report.violations(), 0, "{report:?}");
-        assert!(report.match_latency_us.len() > 0);
+        assert!(!report.match_latency_us.is_empty());
     }
 }
