@@ -2,7 +2,7 @@
 
 // The same allocator as the `tandem` binary, so the figures are the server's.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod codec;
 mod pool;

@@ -7,8 +7,23 @@ use clap::{Parser, Subcommand};
 use tandem::config::ServeArgs;
 use tracing_subscriber::EnvFilter;
 
+// jemalloc: measured at 18-20 KB per idle connection and stable over connect/disconnect
+// churn, against 28.7 KB with mimalloc and a growing footprint with the system allocator
+// (docs/performance.md). jemalloc's background thread returns freed pages to the OS on its
+// default decay (~10 s), so memory follows the number of users online instead of its peak;
+// a 1 s decay made churn re-fault pages and cost throughput.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc reads its options from this C string at start.
+#[repr(transparent)]
+pub struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: it points at a 'static, immutable C string literal.
+unsafe impl Sync for MallocConf {}
+
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: MallocConf = MallocConf(c"background_thread:true".as_ptr());
 
 /// tandem: a matchmaking server for random one-on-one text and video chat.
 #[derive(Parser)]
