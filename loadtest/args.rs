@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::assertions::{parse_assertion, Assertion};
+use super::source_ips::{parse_source_ips, SourceIps};
 use crate::config::parse_duration;
 use crate::protocol::Codec;
 
@@ -70,10 +71,33 @@ pub struct LoadtestArgs {
     #[arg(long)]
     pub quiet: bool,
 
+    /// A local server process whose resident memory (VmRSS) is sampled once a second and
+    /// reported, with the growth per connected user; repeatable, one per local target
+    /// [default: none].
+    #[arg(long = "server-pid")]
+    pub server_pids: Vec<u32>,
+
+    /// Local addresses the users connect from, round-robin, so a run is not capped by one
+    /// address's ephemeral ports: `127.0.0.1-127.0.0.8` (the last octet varies) or a
+    /// comma-separated list; loopback only [default: chosen by the system].
+    #[arg(long, value_parser = parse_source_ips)]
+    pub source_ips: Option<SourceIps>,
+
+    /// Processes the users are spread over (this binary run again as children), since one
+    /// process may open only so many sockets; 1 keeps every user in this process [default:
+    /// one per 15,000 clients].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: Option<u32>,
+
+    /// Set by the parent of `--workers` on its children only.
+    #[command(flatten)]
+    pub worker: WorkerFlags,
+
     /// Drive the shard actors of a node started in this process instead of a node over
     /// WebSocket: virtual users with no sockets, to measure the engine itself at a scale one
-    /// machine's sockets cannot reach. `--target`, `--clients`, `--codec`, `--ramp` and
-    /// `--msgs-per-chat` do not apply (each chat carries one hello per side).
+    /// machine's sockets cannot reach. `--target`, `--clients`, `--codec`, `--ramp`,
+    /// `--msgs-per-chat`, `--server-pid`, `--source-ips` and `--workers` do not apply (each
+    /// chat carries one hello per side).
     #[arg(long)]
     pub inproc: bool,
 
@@ -100,6 +124,40 @@ impl Default for LoadtestArgs {
         }
         Wrapper::parse_from(["tandem"]).args
     }
+}
+
+/// Clients one worker process plays when `--workers` is not given.
+pub const CLIENTS_PER_WORKER: usize = 15_000;
+
+impl LoadtestArgs {
+    /// How many processes play the users: `--workers`, or one per [`CLIENTS_PER_WORKER`].
+    pub fn worker_processes(&self) -> usize {
+        match self.workers {
+            Some(workers) => workers as usize,
+            None => self.clients.div_ceil(CLIENTS_PER_WORKER).max(1),
+        }
+    }
+}
+
+/// Hidden flags that make a process one worker of a `--workers` run.
+#[derive(Args, Clone, Debug, Default)]
+pub struct WorkerFlags {
+    /// This worker's number, from 0; it plays the users whose index is this modulo the count.
+    #[arg(long, hide = true, requires_all = ["worker_count", "worker_start_unix_us", "worker_output"])]
+    pub worker_index: Option<usize>,
+
+    /// How many workers share the users.
+    #[arg(long, hide = true)]
+    pub worker_count: Option<usize>,
+
+    /// The run's common start, in µs since the UNIX epoch, so every worker's ramp and chat
+    /// line timestamps count from the same instant.
+    #[arg(long, hide = true)]
+    pub worker_start_unix_us: Option<u64>,
+
+    /// Where the worker writes its partial results as JSON.
+    #[arg(long, hide = true)]
+    pub worker_output: Option<PathBuf>,
 }
 
 /// The range a chat's dwell time is drawn from.
@@ -182,5 +240,21 @@ mod tests {
         assert_eq!(args.duration, Duration::from_secs(10));
         assert_eq!(args.msgs_per_chat, 3);
         assert!(args.assertions.is_empty());
+        assert!(args.server_pids.is_empty() && args.source_ips.is_none());
+        assert_eq!(args.worker.worker_index, None);
+    }
+
+    #[test]
+    fn workers_default_to_one_per_fifteen_thousand_clients() {
+        let mut args = LoadtestArgs::default();
+        assert_eq!(args.worker_processes(), 1);
+        args.clients = 15_000;
+        assert_eq!(args.worker_processes(), 1);
+        args.clients = 15_001;
+        assert_eq!(args.worker_processes(), 2);
+        args.clients = 100_000;
+        assert_eq!(args.worker_processes(), 7);
+        args.workers = Some(1);
+        assert_eq!(args.worker_processes(), 1);
     }
 }

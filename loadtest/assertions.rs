@@ -20,6 +20,7 @@ const COUNTS: &[&str] = &[
     "msgs_per_sec",
     "matches",
     "skips",
+    "server_rss_per_user_kib",
 ];
 
 /// How a figure is compared with the asserted value.

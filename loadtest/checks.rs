@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChatId, SessionId};
 
@@ -52,6 +53,20 @@ impl ViolationKind {
         Self::EndedWrongChat,
     ];
 
+    /// Judged by the [`ChatLedger`] over both sides of a chat. With `--workers` the two sides
+    /// may live in different processes, so only the parent, over the union, counts these.
+    pub fn needs_both_sides(self) -> bool {
+        matches!(
+            self,
+            Self::ChatOverfull | Self::ChatSeenOnce | Self::ChatWithSelf | Self::InitiatorNotUnique
+        )
+    }
+
+    /// The kind a report names `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
     /// The name in the report.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -78,7 +93,12 @@ pub struct Violations {
 impl Violations {
     /// Counts one violation.
     pub fn record(&self, kind: ViolationKind) {
-        self.counts[kind as usize].fetch_add(1, Ordering::Relaxed);
+        self.add(kind, 1);
+    }
+
+    /// Counts `n` violations of one kind (a worker's share, in the parent).
+    pub fn add(&self, kind: ViolationKind, n: u64) {
+        self.counts[kind as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Every kind with its count (zeros included, so the report always names them all).
@@ -106,7 +126,15 @@ struct Side {
     /// The user was told `partner_disconnected`: a lone side is then no violation, since the
     /// partner may have died before reading `matched` (a connection failure, counted apart).
     partner_disconnected: bool,
+    /// When the user received `matched`, in µs since the run's epoch.
+    at_us: u64,
 }
+
+/// One side of a chat as a worker process hands it to the parent: chat, session, initiator,
+/// partner disconnected, µs since the epoch. A JSON array, because there is one per
+/// `matched` received and the parent holds them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideRecord(pub u64, pub u64, pub bool, pub bool, pub u64);
 
 /// Which sessions were matched into which chat, over the whole run.
 #[derive(Default)]
@@ -129,6 +157,7 @@ impl ChatLedger {
         chat: ChatId,
         session: SessionId,
         initiator: bool,
+        at_us: u64,
         violations: &Violations,
     ) -> Sighting {
         let mut chats = self.chats.lock();
@@ -138,6 +167,7 @@ impl ChatLedger {
             session,
             initiator,
             partner_disconnected: false,
+            at_us,
         });
         match sides.len() {
             2 => {
@@ -190,6 +220,25 @@ impl ChatLedger {
         }
     }
 
+    /// Every side of every chat, for the parent of `--workers` to replay over the union.
+    pub fn sides(&self) -> Vec<SideRecord> {
+        let chats = self.chats.lock();
+        chats
+            .iter()
+            .flat_map(|(chat, sides)| {
+                sides.iter().map(|side| {
+                    SideRecord(
+                        chat.0,
+                        side.session.0,
+                        side.initiator,
+                        side.partner_disconnected,
+                        side.at_us,
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// How many distinct chats were seen.
     pub fn chats(&self) -> usize {
         self.chats.lock().len()
@@ -203,9 +252,9 @@ mod tests {
     #[test]
     fn a_proper_chat_breaks_no_rule() {
         let (ledger, violations) = (ChatLedger::default(), Violations::default());
-        let first = ledger.matched(ChatId(1), SessionId(10), true, &violations);
+        let first = ledger.matched(ChatId(1), SessionId(10), true, 0, &violations);
         assert!(first.first && first.partner.is_none());
-        let second = ledger.matched(ChatId(1), SessionId(11), false, &violations);
+        let second = ledger.matched(ChatId(1), SessionId(11), false, 0, &violations);
         assert_eq!(second.partner, Some(SessionId(10)));
         assert_eq!(
             ledger.partner_of(ChatId(1), SessionId(10)),
@@ -218,10 +267,10 @@ mod tests {
     #[test]
     fn two_initiators_a_third_side_and_a_lone_side_are_violations() {
         let (ledger, violations) = (ChatLedger::default(), Violations::default());
-        ledger.matched(ChatId(1), SessionId(10), true, &violations);
-        ledger.matched(ChatId(1), SessionId(11), true, &violations);
-        ledger.matched(ChatId(1), SessionId(12), false, &violations);
-        ledger.matched(ChatId(2), SessionId(13), false, &violations);
+        ledger.matched(ChatId(1), SessionId(10), true, 0, &violations);
+        ledger.matched(ChatId(1), SessionId(11), true, 0, &violations);
+        ledger.matched(ChatId(1), SessionId(12), false, 0, &violations);
+        ledger.matched(ChatId(2), SessionId(13), false, 0, &violations);
         ledger.finish(&violations);
         let by_kind = violations.by_kind();
         assert_eq!(by_kind["initiator_not_unique"], 1);
@@ -233,7 +282,7 @@ mod tests {
     #[test]
     fn a_lone_side_whose_partner_disconnected_is_forgiven() {
         let (ledger, violations) = (ChatLedger::default(), Violations::default());
-        ledger.matched(ChatId(3), SessionId(10), true, &violations);
+        ledger.matched(ChatId(3), SessionId(10), true, 0, &violations);
         ledger.partner_disconnected(ChatId(3), SessionId(10));
         ledger.finish(&violations);
         assert_eq!(violations.total(), 0);

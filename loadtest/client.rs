@@ -5,6 +5,7 @@
 //! hide its delays by postponing the next request). The user never waits for an answer before
 //! its next scheduled action, except that it only chats while it is in a chat.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use super::chat_line::ChatLine;
 use super::checks::ViolationKind;
 use super::failure::Failure;
 use super::recorder::{Event, Recorder};
+use super::source_ips::connect_tcp;
 use crate::ids::{ChatId, SessionId};
 use crate::protocol::{ClientMsg, Codec, EndReason, Frame, Join, Matched, ServerMsg};
 
@@ -45,6 +47,8 @@ pub struct UserPlan {
     pub step_timeout: Duration,
     /// Seed of this user's dwell times.
     pub seed: u64,
+    /// The local address to connect from (`--source-ips`); the system picks one if `None`.
+    pub source_ip: Option<Ipv4Addr>,
 }
 
 /// Runs one user from its start time to the end of the run; failures are counted, not
@@ -107,7 +111,7 @@ impl<'a> User<'a> {
             .map_err(|_| Failure::Handshake)?;
         let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
         let port = request.uri().port_u16().unwrap_or(80);
-        let tcp = timeout(plan.step_timeout, TcpStream::connect((host.as_str(), port)))
+        let tcp = timeout(plan.step_timeout, connect_tcp(&host, port, plan.source_ip))
             .await
             .map_err(|_| Failure::Connect)?
             .map_err(|_| Failure::Connect)?;
@@ -230,10 +234,19 @@ impl<'a> User<'a> {
         let answered = timeout(self.plan.step_timeout, async {
             while let Some(Ok(frame)) = self.ws.next().await {
                 if let Some(msg) = self.decode(frame) {
+                    // `leave` is answered by `idle` (from a wait) or `ended {left}` (from a
+                    // chat), after any `matched` the server made just before it. An `error`
+                    // still in flight (a `stale_chat` for an earlier line) is no answer:
+                    // stopping there would miss that `matched` and make the chat look
+                    // one-sided. A refused `leave` (`rate_limited`) ends the wait too: the
+                    // close that follows leaves the pool as well.
                     let answer = matches!(
                         msg,
                         ServerMsg::Idle
-                            | ServerMsg::Error { .. }
+                            | ServerMsg::Error {
+                                code: crate::protocol::ErrorCode::RateLimited,
+                                ..
+                            }
                             | ServerMsg::Ended {
                                 reason: EndReason::Left,
                                 ..
@@ -315,6 +328,7 @@ impl<'a> User<'a> {
             matched.chat,
             self.session,
             matched.initiator,
+            rec.micros_since_epoch(now),
             &rec.violations,
         );
         if sighting.first {
@@ -354,6 +368,12 @@ impl<'a> User<'a> {
         }
         if current.partner.is_none() {
             current.partner = rec.ledger.partner_of(current.chat, self.session);
+            if current.partner.is_none() && rec.partners_elsewhere {
+                // The partner is played by another worker: the parent checks this claim over
+                // every worker's chats, and later lines must come from the same sender.
+                rec.claim_sender(current.chat, self.session, line.sender);
+                current.partner = Some(line.sender);
+            }
         }
         if current.partner != Some(line.sender) {
             rec.violations.record(ViolationKind::MsgWrongSender);

@@ -126,6 +126,9 @@ impl InprocReport {
             match_latency_distribution: distribution(&self.match_latency_us),
             msg_latency_distribution: Vec::new(),
             failed_assertions: Vec::new(),
+            server_rss_kib: Vec::new(),
+            server_rss_per_user_kib: None,
+            workers: Vec::new(),
         }
     }
 }

@@ -2,10 +2,12 @@
 //! they experienced: match, message and connect latency, throughput, errors, and every broken
 //! promise of the protocol (docs/loadtest.md).
 //!
-//! All users are tasks on one tokio runtime in this process, so they share one clock: a chat
-//! line carries the time it was due, and its receiver measures the latency. This module owns
-//! the run (plan, progress, report); [`client`] owns what one user does; [`checks`] owns the
-//! rules. It must never reach into a node's internals: it sees only what a client sees.
+//! Users are tasks on one tokio runtime, in this process or spread over `--workers` child
+//! processes ([`workers`]) that count from one common start; either way they share one
+//! clock: a chat line carries the time it was due, and its receiver measures the latency.
+//! This module owns the run (plan, progress, report); [`client`] owns what one user does;
+//! [`checks`] owns the rules. It must never reach into a node's internals: it sees only what
+//! a client sees (and, with `--server-pid`, a local server's memory from `/proc`).
 
 mod args;
 mod assertions;
@@ -15,8 +17,13 @@ mod client;
 mod failure;
 mod html;
 pub mod inproc;
+mod partial;
 mod recorder;
 mod report;
+mod server_rss;
+mod source_ips;
+mod worker_progress;
+mod workers;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -25,13 +32,18 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-pub use args::{CodecArg, DwellRange, LoadtestArgs};
+pub use args::{CodecArg, DwellRange, LoadtestArgs, WorkerFlags, CLIENTS_PER_WORKER};
 pub use assertions::{Assertion, Comparison};
 pub use checks::ViolationKind;
+pub use partial::WorkerShare;
 pub use report::{LatencySummary, PercentilePoint, Report, SecondSample};
+pub use server_rss::ServerRss;
+pub use source_ips::{parse_source_ips, SourceIps};
+pub use workers::{run_worker, run_workers};
 
 use client::UserPlan;
 use recorder::Recorder;
+use server_rss::RssSampler;
 
 /// Why a run could not be made or its files not written. Problems of the users (failed
 /// connections, errors, violations) are not errors: they are in the [`Report`].
@@ -49,26 +61,71 @@ pub enum LoadtestError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A `--server-pid` whose memory cannot be read (no such process, or no `VmRSS`).
+    #[error("--server-pid {pid}: {reason}")]
+    ServerPid { pid: u32, reason: String },
+    /// A `--workers` child could not be started, failed, or left no readable results.
+    #[error("worker {index}: {reason}")]
+    Worker { index: usize, reason: String },
 }
 
-/// Runs the load as `args` describe, prints progress on stderr (unless `--quiet`), writes
-/// the `--json` and `--html` files, and returns the report with the assertions checked.
+/// Which of the planned users this process plays: those whose index is `index` modulo
+/// `count`, so every worker's users are spread over the whole ramp.
+#[derive(Clone, Copy, Debug)]
+struct Share {
+    index: usize,
+    count: usize,
+}
+
+impl Share {
+    /// Every user, in this process.
+    const ALL: Share = Share { index: 0, count: 1 };
+}
+
+/// What the once-a-second progress line looks like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProgressLine {
+    /// For a person.
+    Human,
+    /// For the parent of `--workers` to add up.
+    Worker,
+}
+
+/// Runs the load as `args` describe, every user in this process (`--workers` is
+/// [`run_workers`]), prints progress on stderr (unless `--quiet`), writes the `--json` and
+/// `--html` files, and returns the report with the assertions checked.
 pub async fn run(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
-    if args.clients == 0 || args.targets.is_empty() {
-        return Err(LoadtestError::Empty);
-    }
-    let urls = args
-        .targets
-        .iter()
-        .map(|target| target_url(target, args.codec))
-        .collect::<Result<Vec<_>, _>>()?;
+    let urls = target_urls(args)?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let epoch = Instant::now();
+    let sampler = RssSampler::start(&args.server_pids, epoch + args.duration)?;
     let rec = Arc::new(Recorder::new(epoch));
-    let end_at = epoch + args.duration;
+    play(args, &urls, seed, Share::ALL, &rec, ProgressLine::Human).await;
+    rec.ledger.finish(&rec.violations);
+    let report = Report::build(
+        &rec,
+        args.targets.clone(),
+        args.codec.as_str(),
+        args.clients,
+        args.duration,
+        seed,
+    );
+    conclude(report, sampler, args)
+}
 
+/// Plays this process's share of the users from `rec.epoch` until they have all finished.
+async fn play(
+    args: &LoadtestArgs,
+    urls: &[String],
+    seed: u64,
+    share: Share,
+    rec: &Arc<Recorder>,
+    line: ProgressLine,
+) {
+    let epoch = rec.epoch;
+    let end_at = epoch + args.duration;
     let mut users = JoinSet::new();
-    for index in 0..args.clients {
+    for index in (share.index..args.clients).step_by(share.count) {
         let plan = UserPlan {
             url: urls[index % urls.len()].clone(),
             start_at: epoch + args.ramp.mul_f64(index as f64 / args.clients as f64),
@@ -78,25 +135,29 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
             codec: args.codec.codec(),
             step_timeout: args.step_timeout,
             seed: seed.wrapping_add(index as u64),
+            source_ip: args.source_ips.as_ref().map(|ips| ips.for_user(index)),
         };
-        let rec = Arc::clone(&rec);
+        let rec = Arc::clone(rec);
         users.spawn(async move { client::run_user(plan, &rec).await });
     }
-    let progress = (!args.quiet).then(|| tokio::spawn(progress(Arc::clone(&rec), end_at)));
+    let progress = (!args.quiet).then(|| tokio::spawn(progress(Arc::clone(rec), end_at, line)));
     while users.join_next().await.is_some() {}
     if let Some(progress) = progress {
         progress.abort();
     }
+}
 
-    rec.ledger.finish(&rec.violations);
-    let mut report = Report::build(
-        &rec,
-        args.targets.clone(),
-        args.codec.as_str(),
-        args.clients,
-        args.duration,
-        seed,
-    );
+/// Adds the memory figures, checks the assertions and writes the report files.
+fn conclude(
+    mut report: Report,
+    sampler: Option<RssSampler>,
+    args: &LoadtestArgs,
+) -> Result<Report, LoadtestError> {
+    if let Some(sampler) = sampler {
+        report.server_rss_kib = sampler.finish();
+        report.server_rss_per_user_kib =
+            server_rss::per_user_kib(&report.server_rss_kib, report.connected);
+    }
     report.check(&args.assertions);
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).expect("a report is plain data");
@@ -138,16 +199,7 @@ pub fn run_inproc(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
             );
         }
     });
-    let mut report = outcome.into_report(seed);
-    report.check(&args.assertions);
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).expect("a report is plain data");
-        write(path, json)?;
-    }
-    if let Some(path) = &args.html {
-        write(path, html::render(&report))?;
-    }
-    Ok(report)
+    conclude(outcome.into_report(seed), None, args)
 }
 
 fn write(path: &PathBuf, contents: String) -> Result<(), LoadtestError> {
@@ -155,6 +207,17 @@ fn write(path: &PathBuf, contents: String) -> Result<(), LoadtestError> {
         path: path.clone(),
         source,
     })
+}
+
+/// Every target's URL, checked; an error without clients or targets.
+fn target_urls(args: &LoadtestArgs) -> Result<Vec<String>, LoadtestError> {
+    if args.clients == 0 || args.targets.is_empty() {
+        return Err(LoadtestError::Empty);
+    }
+    args.targets
+        .iter()
+        .map(|target| target_url(target, args.codec))
+        .collect()
 }
 
 /// The target with the codec parameter the server expects for bincode.
@@ -170,13 +233,23 @@ fn target_url(target: &str, codec: CodecArg) -> Result<String, LoadtestError> {
 }
 
 /// One line on stderr per second until the end of the run.
-async fn progress(rec: Arc<Recorder>, end_at: Instant) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+async fn progress(rec: Arc<Recorder>, end_at: Instant, line: ProgressLine) {
+    // A worker's lines fall on whole seconds of the common start, so the parent, which
+    // samples them just after, adds up counters of one instant.
+    let first = match line {
+        ProgressLine::Human => tokio::time::Instant::now(),
+        ProgressLine::Worker => rec.epoch.into(),
+    };
+    let mut tick = tokio::time::interval_at(first, Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tick.tick().await;
     let (mut last_skips, mut last_matches) = (0, 0);
     loop {
         tick.tick().await;
+        if line == ProgressLine::Worker {
+            eprintln!("{}", worker_progress::WorkerProgress::of(&rec).line());
+            continue;
+        }
         let skips = rec.skips.load(Ordering::Relaxed);
         let matches = rec.ledger.chats();
         let (p50, p99) = {

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
+use serde::{Deserialize, Serialize};
+
 use super::checks::{ChatLedger, Violations};
+use crate::ids::{ChatId, SessionId};
 
 /// Highest latency a histogram can hold (an hour); longer ones are clamped to it.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -32,8 +35,14 @@ pub enum Event {
     MsgReceived,
 }
 
+/// A line whose sender could not be checked in this process because the receiver's partner
+/// is played by another `--workers` process: chat, receiver, sender (session numbers). The
+/// parent checks it against the union of every worker's chats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderClaim(pub u64, pub u64, pub u64);
+
 /// Counts of each event in one second of the run.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Second {
     /// `next` sent.
     pub skips: u64,
@@ -75,6 +84,10 @@ pub struct Recorder {
     pub violations: Violations,
     /// Which sessions were in which chat.
     pub ledger: ChatLedger,
+    /// This process plays only some of the users (a `--workers` child): a partner missing
+    /// from the ledger is in another process, so its lines become [`SenderClaim`]s.
+    pub partners_elsewhere: bool,
+    sender_claims: Mutex<Vec<SenderClaim>>,
     seconds: Mutex<Vec<Second>>,
 }
 
@@ -97,6 +110,8 @@ impl Recorder {
             connection_failures: Mutex::default(),
             violations: Violations::default(),
             ledger: ChatLedger::default(),
+            partners_elsewhere: false,
+            sender_claims: Mutex::default(),
             seconds: Mutex::default(),
         }
     }
@@ -115,16 +130,38 @@ impl Recorder {
     /// Counts an event in the second of the run it happened in.
     pub fn count(&self, event: Event, at: Instant) {
         let second = at.saturating_duration_since(self.epoch).as_secs() as usize;
+        self.count_in(second, event, 1);
+    }
+
+    /// Counts `n` events in the given second of the run.
+    pub fn count_in(&self, second: usize, event: Event, n: u64) {
         let mut seconds = self.seconds.lock();
         if seconds.len() <= second {
             seconds.resize(second + 1, Second::default());
         }
         let slot = &mut seconds[second];
         match event {
-            Event::Skip => slot.skips += 1,
-            Event::Match => slot.matches += 1,
-            Event::MsgReceived => slot.msgs += 1,
+            Event::Skip => slot.skips += n,
+            Event::Match => slot.matches += n,
+            Event::MsgReceived => slot.msgs += n,
         }
+    }
+
+    /// Every second counted so far, leaving phase included.
+    pub fn seconds(&self) -> Vec<Second> {
+        self.seconds.lock().clone()
+    }
+
+    /// Notes that `receiver` got a line from `sender` in `chat`, to be checked by the parent.
+    pub fn claim_sender(&self, chat: ChatId, receiver: SessionId, sender: SessionId) {
+        self.sender_claims
+            .lock()
+            .push(SenderClaim(chat.0, receiver.0, sender.0));
+    }
+
+    /// The claims made so far.
+    pub fn sender_claims(&self) -> Vec<SenderClaim> {
+        self.sender_claims.lock().clone()
     }
 
     /// Counts one `error` from the server.

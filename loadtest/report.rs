@@ -9,7 +9,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::assertions::Assertion;
+use super::partial::WorkerShare;
 use super::recorder::Recorder;
+use super::server_rss::ServerRss;
 
 /// Error codes that a healthy server sends under this load and that `errors` leaves out:
 /// `stale_chat` answers a line that raced with the partner's skip, which the protocol allows.
@@ -115,6 +117,16 @@ pub struct Report {
     pub msg_latency_distribution: Vec<PercentilePoint>,
     /// `--assert` conditions that did not hold, with the actual value.
     pub failed_assertions: Vec<String>,
+    /// Resident memory of each `--server-pid` in KiB: at the start, peak, and final (at the
+    /// end of `--duration`, every user still connected).
+    #[serde(default)]
+    pub server_rss_kib: Vec<ServerRss>,
+    /// (final − start) summed over the `--server-pid`s, per connected user, in KiB.
+    #[serde(default)]
+    pub server_rss_per_user_kib: Option<f64>,
+    /// With `--workers`, each worker process's own totals (empty for a one-process run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerShare>,
 }
 
 impl Report {
@@ -179,6 +191,9 @@ impl Report {
             match_latency_distribution: distribution(&match_latency),
             msg_latency_distribution: distribution(&msg_latency),
             failed_assertions: Vec::new(),
+            server_rss_kib: Vec::new(),
+            server_rss_per_user_kib: None,
+            workers: Vec::new(),
         }
     }
 
@@ -211,6 +226,7 @@ impl Report {
             "msgs_per_sec" => self.msgs_per_sec,
             "matches" => self.matches as f64,
             "skips" => self.skips as f64,
+            "server_rss_per_user_kib" => self.server_rss_per_user_kib?,
             _ => return None,
         })
     }
@@ -328,6 +344,28 @@ impl fmt::Display for Report {
         writeln!(f, "connection failures {}", self.connection_failures)?;
         for (kind, count) in &self.connection_failures_by_kind {
             writeln!(f, "  {kind:<24} {count}")?;
+        }
+        for w in &self.workers {
+            writeln!(
+                f,
+                "  worker {:<3} connected {}  skips {}  matched {}  msgs received {}  failures {}",
+                w.worker,
+                w.connected,
+                w.skips,
+                w.matched_received,
+                w.msgs_received,
+                w.connection_failures
+            )?;
+        }
+        for rss in &self.server_rss_kib {
+            writeln!(
+                f,
+                "server pid {}  rss KiB start {}  peak {}  final {}",
+                rss.pid, rss.start, rss.peak, rss.at_end
+            )?;
+        }
+        if let Some(per_user) = self.server_rss_per_user_kib {
+            writeln!(f, "server rss per connected user {per_user:.2} KiB")?;
         }
         writeln!(f, "violations {}", self.violations)?;
         for (kind, count) in &self.violations_by_kind {

@@ -82,14 +82,22 @@ fn loadtest(args: tandem::loadtest::LoadtestArgs) -> anyhow::Result<()> {
     if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %err, "could not raise the open-file limit");
     }
-    let report = if args.inproc {
-        tandem::loadtest::run_inproc(&args)?
-    } else {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .context("starting the tokio runtime")?;
-        runtime.block_on(tandem::loadtest::run(&args))?
+            .context("starting the tokio runtime")
+    };
+    let report = if args.inproc {
+        tandem::loadtest::run_inproc(&args)?
+    } else if args.worker.worker_index.is_some() {
+        // A child of `--workers`: its results go to the parent, which prints the report.
+        runtime()?.block_on(tandem::loadtest::run_worker(&args))?;
+        return Ok(());
+    } else if args.worker_processes() > 1 {
+        tandem::loadtest::run_workers(&args)?
+    } else {
+        runtime()?.block_on(tandem::loadtest::run(&args))?
     };
     print!("{report}");
     if !report.passed() {
