@@ -6,5 +6,6 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod codec;
 mod pool;
+mod prefs;
 
-criterion::criterion_main!(pool::benches, codec::benches);
+criterion::criterion_main!(pool::benches, prefs::benches, codec::benches);

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use criterion::{black_box, BatchSize, Criterion, Throughput};
 use tandem::ids::{SessionId, TicketId};
-use tandem::matching::{BucketKey, Lang, Mode, RecentSet, TicketInfo, Waiting, WaitingPool};
+use tandem::matching::{BucketKey, Lang, Mode, TicketInfo, Waiting, WaitingPool};
 use tandem::protocol::PartnerInfo;
 use tandem::session::{Peer, Seat, SessionEvent, SessionLink};
 use tandem::shard::{Matchmaker, Ticket};
@@ -30,13 +30,7 @@ fn rare_lang(n: u64) -> Lang {
 }
 
 fn info(id: u64, bucket: BucketKey, now: Instant) -> TicketInfo {
-    TicketInfo {
-        id: TicketId(id),
-        session: SessionId(id),
-        bucket,
-        recent: RecentSet::default(),
-        since: now,
-    }
+    TicketInfo::plain(TicketId(id), SessionId(id), bucket, now)
 }
 
 fn hot() -> BucketKey {
@@ -57,10 +51,13 @@ fn pool(c: &mut Criterion) {
     let now = Instant::now();
     let mut pool = WaitingPool::new();
     for n in 0..RESIDENT {
-        pool.insert(Waiting {
-            ticket: info(n, resident_bucket(n), now),
-            payload: (),
-        });
+        pool.insert(
+            Waiting {
+                ticket: info(n, resident_bucket(n), now),
+                payload: (),
+            },
+            now,
+        );
     }
     assert_eq!(pool.len() as u64, RESIDENT);
     let mut next = RESIDENT;
@@ -70,16 +67,22 @@ fn pool(c: &mut Criterion) {
         b.iter(|| {
             let (waiter, joiner, leaver) = (next, next + 1, next + 2);
             next += 3;
-            pool.insert(Waiting {
-                ticket: info(waiter, hot(), now),
-                payload: (),
-            });
-            let partner = pool.take_partner(&info(joiner, hot(), now));
+            pool.insert(
+                Waiting {
+                    ticket: info(waiter, hot(), now),
+                    payload: (),
+                },
+                now,
+            );
+            let partner = pool.take_partner(&info(joiner, hot(), now), now);
             black_box(partner.expect("the waiter is taken"));
-            pool.insert(Waiting {
-                ticket: info(leaver, hot(), now),
-                payload: (),
-            });
+            pool.insert(
+                Waiting {
+                    ticket: info(leaver, hot(), now),
+                    payload: (),
+                },
+                now,
+            );
             black_box(pool.remove(TicketId(leaver)));
         })
     });
@@ -117,7 +120,7 @@ fn matchmaker(c: &mut Criterion) {
     let link: Arc<dyn SessionLink> = Arc::new(Nowhere);
     let mut shard = Matchmaker::new();
     for n in 0..RESIDENT {
-        shard.place(ticket(n, resident_bucket(n), now, &link));
+        shard.place(ticket(n, resident_bucket(n), now, &link), now);
     }
     assert_eq!(shard.waiting() as u64, RESIDENT);
     let mut next = RESIDENT;
@@ -136,10 +139,10 @@ fn matchmaker(c: &mut Criterion) {
                 made
             },
             |(waiter, joiner, leaver)| {
-                shard.place(waiter);
-                black_box(shard.place(joiner));
+                shard.place(waiter, now);
+                black_box(shard.place(joiner, now));
                 let id = leaver.info.id;
-                shard.place(leaver);
+                shard.place(leaver, now);
                 black_box(shard.withdraw(id));
             },
             BatchSize::SmallInput,

@@ -339,11 +339,7 @@ impl Driver {
     }
 
     fn join_all(&mut self) {
-        let prefs = Preferences {
-            mode: Mode::Text,
-            lang: Lang::EN,
-            auto_reroll: true,
-        };
+        let prefs = Preferences::random(Mode::Text, Lang::EN, true);
         for local in 0..self.users.len() {
             let now = Instant::now();
             let user = &mut self.users[local];

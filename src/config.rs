@@ -64,6 +64,17 @@ pub struct ServeArgs {
     #[arg(long = "stun", env = "TANDEM_STUN", value_delimiter = ',')]
     pub stun: Vec<String>,
 
+    /// A trusted proxy header that carries the client's country (ISO 3166-1 alpha-2), e.g.
+    /// `CF-IPCountry` behind Cloudflare. Only set this when a proxy you run always sets or
+    /// strips the header: otherwise clients could choose their own country.
+    #[arg(long, env = "TANDEM_COUNTRY_HEADER")]
+    pub country_header: Option<String>,
+
+    /// The longest time a user may ask to look for a shared interest (`interest_wait_ms`)
+    /// before falling back to a random partner.
+    #[arg(long, env = "TANDEM_MAX_INTEREST_WAIT", default_value = "60s", value_parser = parse_duration)]
+    pub max_interest_wait: Duration,
+
     /// On SIGTERM or Ctrl-C: how long connected users get to be told and closed before the
     /// node exits regardless.
     #[arg(long, env = "TANDEM_SHUTDOWN_GRACE", default_value = "3s", value_parser = parse_duration)]
@@ -105,6 +116,8 @@ impl ServeArgs {
                 strikes_to_close: self.flood_strikes,
             },
             ice_servers,
+            country_header: self.country_header.clone(),
+            max_interest_wait: self.max_interest_wait,
             ..SessionSettings::default()
         }
     }

@@ -9,16 +9,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::ids::ClientId;
-use crate::matching::Lang;
+use crate::matching::{Country, Lang};
 use crate::node::Node;
 use crate::protocol::{Codec, MAX_FRAME_BYTES};
 use crate::session::{UserSession, UserSessionParams};
 
 /// The cookie that carries the client id.
 pub const CLIENT_COOKIE: &str = "tandem_id";
-
-/// Country reported when the server cannot tell.
-pub const UNKNOWN_COUNTRY: &str = "ZZ";
 
 /// Registers the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -56,6 +53,7 @@ async fn upgrade(
         .and_then(ClientId::parse)
         .or_else(|| from_cookie.clone())
         .unwrap_or_else(ClientId::random);
+    let country = country_of(&req, node.settings.country_header.as_deref());
     let default_lang = req
         .headers()
         .get(header::ACCEPT_LANGUAGE)
@@ -81,11 +79,21 @@ async fn upgrade(
         codec,
         client_id,
         default_lang,
-        country: UNKNOWN_COUNTRY.to_owned(),
+        country: country.to_string(),
         ws,
         frames,
     });
     Ok(response)
+}
+
+/// The client's country: from the trusted proxy header when one is configured, else unknown.
+/// The client's own word is never taken.
+fn country_of(req: &HttpRequest, header: Option<&str>) -> Country {
+    header
+        .and_then(|name| req.headers().get(name))
+        .and_then(|v| v.to_str().ok())
+        .and_then(Country::parse)
+        .unwrap_or(Country::UNKNOWN)
 }
 
 /// The client id from the `tandem_id` cookie, if present and well formed.

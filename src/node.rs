@@ -31,6 +31,13 @@ pub struct SessionSettings {
     pub out_queue: usize,
     /// STUN/TURN servers sent in `welcome`.
     pub ice_servers: Vec<IceServer>,
+    /// A trusted proxy's header that carries the client's country (e.g. `CF-IPCountry`);
+    /// without it every user's country is unknown (`ZZ`).
+    pub country_header: Option<String>,
+    /// How long a user with interests looks for a shared one when its `join` does not say.
+    pub default_interest_wait: Duration,
+    /// The longest `interest_wait_ms` a `join` may ask for.
+    pub max_interest_wait: Duration,
 }
 
 impl Default for SessionSettings {
@@ -41,6 +48,9 @@ impl Default for SessionSettings {
             limits: LimitConfig::default(),
             out_queue: 256,
             ice_servers: Vec::new(),
+            country_header: None,
+            default_interest_wait: Duration::from_secs(5),
+            max_interest_wait: Duration::from_secs(60),
         }
     }
 }

@@ -7,8 +7,9 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, AsyncContext, Context, Handler, Message};
 
 use crate::ids::{ChatId, TicketId};
 use crate::matching::{TicketInfo, Waiting, WaitingPool};
@@ -77,9 +78,14 @@ impl Matchmaker {
         self.pool.len()
     }
 
+    /// The tickets waiting (for checks and tests; not for the hot path).
+    pub fn tickets(&self) -> impl Iterator<Item = &TicketInfo> {
+        self.pool.tickets()
+    }
+
     /// Pairs the ticket with the best waiting candidate that can still be claimed, or lets
     /// it wait. Candidates found stale on the way are dropped for good.
-    pub fn place(&mut self, ticket: Ticket) -> Placed {
+    pub fn place(&mut self, ticket: Ticket, now: Instant) -> Placed {
         let Ticket {
             info,
             seat,
@@ -89,8 +95,9 @@ impl Matchmaker {
         if !seat.waits_with(info.id) {
             return Placed::Stale;
         }
-        while let Some(candidate) = self.pool.take_partner(&info) {
+        while let Some(candidate) = self.pool.take_partner(&info, now) {
             let chat = ChatId::random();
+            let common = info.interests.overlap(&candidate.ticket.interests);
             let claim = claim_pair(
                 (&candidate.payload.seat, candidate.ticket.id),
                 (&seat, info.id),
@@ -100,14 +107,14 @@ impl Matchmaker {
                         chat,
                         partner: peer.clone(),
                         initiator: true,
-                        common_interests: Vec::new(),
+                        common_interests: common.clone(),
                         partner_info: public.clone(),
                     };
                     let for_newcomer = Pairing {
                         chat,
                         partner: candidate.payload.peer.clone(),
                         initiator: false,
-                        common_interests: Vec::new(),
+                        common_interests: common,
                         partner_info: candidate.payload.public.clone(),
                     };
                     (for_candidate, for_newcomer)
@@ -121,7 +128,7 @@ impl Matchmaker {
                 }
                 Claim::FirstStale => self.stale_dropped += 1,
                 Claim::SecondStale => {
-                    self.pool.restore(candidate);
+                    self.pool.restore(candidate, now);
                     return Placed::Stale;
                 }
                 Claim::BothStale => {
@@ -130,11 +137,33 @@ impl Matchmaker {
                 }
             }
         }
-        self.pool.insert(Waiting {
-            ticket: info,
-            payload: Claimant { seat, peer, public },
-        });
+        self.pool.insert(
+            Waiting {
+                ticket: info,
+                payload: Claimant { seat, peer, public },
+            },
+            now,
+        );
         Placed::Waiting
+    }
+
+    /// Places again every user whose interest wait ended by `now`, now open to a random
+    /// partner. Returns the pairs made.
+    pub fn tick(&mut self, now: Instant) -> u64 {
+        let mut paired = 0;
+        while let Some(due) = self.pool.take_due_fallback(now) {
+            let Claimant { seat, peer, public } = due.payload;
+            let ticket = Ticket {
+                info: due.ticket,
+                seat,
+                peer,
+                public,
+            };
+            if let Placed::Paired(_) = self.place(ticket, now) {
+                paired += 1;
+            }
+        }
+        paired
     }
 
     /// Takes a ticket out; `false` if it was not here (already paired or dropped).
@@ -169,15 +198,29 @@ impl Shard {
     }
 }
 
+/// How often a shard looks for users whose interest wait has ended: the fallback to a random
+/// partner happens within this much of the configured time.
+pub const FALLBACK_TICK: Duration = Duration::from_millis(20);
+
 impl Actor for Shard {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(FALLBACK_TICK, |shard, _| {
+            let paired = shard.matchmaker.tick(Instant::now());
+            if paired > 0 {
+                shard.stats.matches.fetch_add(paired, Ordering::Relaxed);
+                shard.publish();
+            }
+        });
+    }
 }
 
 impl Handler<Place> for Shard {
     type Result = ();
 
     fn handle(&mut self, Place(ticket): Place, _: &mut Self::Context) {
-        if let Placed::Paired(_) = self.matchmaker.place(ticket) {
+        if let Placed::Paired(_) = self.matchmaker.place(ticket, Instant::now()) {
             self.stats.matches.fetch_add(1, Ordering::Relaxed);
         }
         self.publish();

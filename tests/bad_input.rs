@@ -62,7 +62,7 @@ async fn malformed_frames_get_typed_errors_and_the_connection_survives() {
     .await;
     refused(
         &mut c,
-        r#"{"type":"join","adult":true,"countries":["DE"]}"#,
+        r#"{"type":"join","adult":true,"want_gender":["f"]}"#,
         ErrorCode::Unsupported,
     )
     .await;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use tandem::ids::{ChatId, SessionId};
-use tandem::matching::{Lang, Mode, Preferences};
+use tandem::matching::{Country, CountryFilter, Interests, Lang, Mode, Preferences, TicketInfo};
 use tandem::protocol::{EndReason, PartnerInfo, ServerMsg};
 use tandem::session::{ChatInput, Effect, Peer, Phase, SessionCore, SessionEvent, SessionLink};
 use tandem::shard::{Matchmaker, Ticket};
@@ -39,7 +39,14 @@ enum Op {
         user: usize,
         video: bool,
         reroll: bool,
+        /// Bit i: interest tag i of three.
+        interests: u8,
+        interests_only: bool,
+        /// Accept partners from this country only.
+        filter: Option<usize>,
     },
+    /// Let time pass (interest waits run out) and let the shard tick.
+    Advance(u64),
     Next(usize),
     Leave(usize),
     Disconnect(usize),
@@ -49,12 +56,35 @@ enum Op {
 }
 
 const USERS: usize = 6;
+const TAGS: [&str; 3] = ["art", "chess", "music"];
+const COUNTRIES: [&str; 3] = ["DE", "FR", "US"];
+/// Every user's interest wait in this model.
+const INTEREST_WAIT: Duration = Duration::from_millis(1000);
+
+fn country_of(user: usize) -> Country {
+    Country::parse(COUNTRIES[user % COUNTRIES.len()]).unwrap()
+}
 
 fn op() -> impl Strategy<Value = Op> {
     let user = 0..USERS;
     prop_oneof![
-        2 => (user.clone(), any::<bool>(), any::<bool>())
-            .prop_map(|(user, video, reroll)| Op::Join { user, video, reroll }),
+        3 => (
+            user.clone(),
+            any::<bool>(),
+            any::<bool>(),
+            0u8..8,
+            proptest::bool::weighted(0.2),
+            proptest::option::weighted(0.3, 0..COUNTRIES.len()),
+        )
+            .prop_map(|(user, video, reroll, interests, interests_only, filter)| Op::Join {
+                user,
+                video,
+                reroll,
+                interests,
+                interests_only,
+                filter,
+            }),
+        1 => (0u64..3000).prop_map(Op::Advance),
         2 => user.clone().prop_map(Op::Next),
         1 => user.clone().prop_map(Op::Leave),
         1 => user.clone().prop_map(Op::Disconnect),
@@ -73,6 +103,10 @@ struct World {
     matchmaker: Matchmaker,
     now: Instant,
     said: u64,
+    /// Each user's last placed ticket: the one any `matched` it gets was made from.
+    last_ticket: Vec<Option<TicketInfo>>,
+    /// For each chat as each side saw it: (user, its ticket, common interests told).
+    sightings: HashMap<ChatId, Vec<(usize, TicketInfo, Vec<String>)>>,
 }
 
 impl World {
@@ -105,14 +139,26 @@ impl World {
             matchmaker: Matchmaker::new(),
             now: Instant::now(),
             said: 0,
+            last_ticket: vec![None; USERS],
+            sightings: HashMap::new(),
         }
     }
 
     fn apply(&mut self, user: usize, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Send(msg) => self.logs[user].push(msg),
-                Effect::Place(ticket) => self.shard.push_back(ShardOp::Place(ticket)),
+                Effect::Send(msg) => {
+                    if let ServerMsg::Matched(m) = &msg {
+                        let ticket = self.last_ticket[user].clone().expect("placed before");
+                        let sides = self.sightings.entry(m.chat).or_default();
+                        sides.push((user, ticket, m.common_interests.clone()));
+                    }
+                    self.logs[user].push(msg)
+                }
+                Effect::Place(ticket) => {
+                    self.last_ticket[user] = Some(ticket.info.clone());
+                    self.shard.push_back(ShardOp::Place(ticket))
+                }
                 Effect::Withdraw { ticket, .. } => self.shard.push_back(ShardOp::Withdraw(ticket)),
                 Effect::Notify { to, event } => to.send(event),
                 Effect::Matched { .. } | Effect::Ended { .. } | Effect::DroppedStale => {}
@@ -129,12 +175,20 @@ impl World {
                 user,
                 video,
                 reroll,
+                interests,
+                interests_only,
+                filter,
             } if !self.closed[user] => {
-                let prefs = Preferences {
-                    mode: if video { Mode::Video } else { Mode::Text },
-                    lang: Lang::EN,
-                    auto_reroll: reroll,
-                };
+                let mode = if video { Mode::Video } else { Mode::Text };
+                let mut prefs = Preferences::random(mode, Lang::EN, reroll);
+                let tags: Vec<String> = (0..TAGS.len())
+                    .filter(|i| interests & (1 << i) != 0)
+                    .map(|i| TAGS[i].to_string())
+                    .collect();
+                prefs.interests = Interests::parse(&tags).unwrap();
+                prefs.interests_only = interests_only;
+                prefs.interest_wait = INTEREST_WAIT;
+                prefs.countries = CountryFilter::new(filter.map(country_of).into_iter().collect());
                 self.users[user].join(prefs, now, &mut out);
                 self.apply(user, out);
             }
@@ -164,9 +218,13 @@ impl World {
                     self.apply(user, out);
                 }
             }
+            Op::Advance(ms) => {
+                self.now += Duration::from_millis(ms);
+                self.matchmaker.tick(self.now);
+            }
             Op::Deliver(None) => match self.shard.pop_front() {
                 Some(ShardOp::Place(ticket)) => {
-                    self.matchmaker.place(ticket);
+                    self.matchmaker.place(ticket, now);
                 }
                 Some(ShardOp::Withdraw(ticket)) => {
                     self.matchmaker.withdraw(ticket);
@@ -184,8 +242,15 @@ impl World {
         }
     }
 
-    /// Delivers everything in flight, in some fair order, until nothing moves.
+    /// Delivers everything in flight, in some fair order, until nothing moves; then lets
+    /// every interest wait run out (the shard ticks) and settles again.
     fn settle(&mut self) {
+        self.settle_now();
+        self.step(Op::Advance(INTEREST_WAIT.as_millis() as u64 + 1));
+        self.settle_now();
+    }
+
+    fn settle_now(&mut self) {
         for _ in 0..10_000 {
             let idle = self.shard.is_empty()
                 && self
@@ -294,25 +359,49 @@ impl World {
                 }
             }
         }
-        // Nobody waits while a compatible user waits too, and the pool holds exactly the
-        // waiting users.
-        let mut waiting_by_mode: HashMap<Mode, usize> = HashMap::new();
-        let mut waiting = 0;
-        for (user, core) in self.users.iter().enumerate() {
-            if let (Phase::Waiting { bucket, .. }, false) = (core.phase(), self.closed[user]) {
-                *waiting_by_mode.entry(bucket.mode).or_default() += 1;
-                waiting += 1;
+        // Nobody waits while a compatible user waits too (after a round: everything
+        // delivered and the interest waits run out), and the pool holds exactly the waiting
+        // users.
+        let waiting = self
+            .users
+            .iter()
+            .enumerate()
+            .filter(|(u, core)| !self.closed[*u] && matches!(core.phase(), Phase::Waiting { .. }))
+            .count();
+        prop_assert_eq!(self.matchmaker.waiting(), waiting);
+        let tickets: Vec<&TicketInfo> = self.matchmaker.tickets().collect();
+        for (i, a) in tickets.iter().enumerate() {
+            for b in &tickets[i + 1..] {
+                prop_assert!(
+                    !a.compatible(b, self.now),
+                    "{:?} and {:?} both wait though compatible",
+                    a.session,
+                    b.session
+                );
             }
         }
-        for (mode, count) in waiting_by_mode {
-            prop_assert!(
-                count <= 1,
-                "{} users wait for {:?} without being paired",
-                count,
-                mode
+        // Every chat honoured both sides' filters and told both the exact overlap.
+        for (chat, sides) in &self.sightings {
+            prop_assert_eq!(
+                sides.len(),
+                2,
+                "chat {} seen by {} sides",
+                chat,
+                sides.len()
             );
+            let (a, b) = (&sides[0].1, &sides[1].1);
+            prop_assert_eq!(a.bucket, b.bucket, "mode and language are hard partitions");
+            prop_assert!(a.filters_accept(b), "country filters must be mutual");
+            let overlap = a.interests.overlap(&b.interests);
+            prop_assert_eq!(&sides[0].2, &overlap, "common_interests is the overlap");
+            prop_assert_eq!(&sides[1].2, &overlap, "both sides see the same overlap");
+            if overlap.is_empty() {
+                prop_assert!(
+                    a.random_from.is_some() && b.random_from.is_some(),
+                    "an interests_only user met someone without a shared interest"
+                );
+            }
         }
-        prop_assert_eq!(self.matchmaker.waiting(), waiting);
         // Every ended chat was told to both sides with reasons that agree.
         for (chat, users) in &members {
             let ends: Vec<Option<EndReason>> = users

@@ -5,14 +5,18 @@
 //! property tests and benchmarks drive it alone. It must never block, allocate per pool
 //! entry on the hot path beyond the entry itself, or scan the pool.
 
+mod country;
 mod hash;
+mod interests;
 mod pool;
 mod prefs;
 mod ticket;
 
+pub use country::{Country, CountryFilter};
 pub use hash::FastHasher;
+pub use interests::{InterestError, Interests, Tag};
 pub use pool::{WaitingPool, SCAN_LIMIT};
-pub use prefs::{Lang, Mode, PrefError, Preferences};
+pub use prefs::{JoinRules, Lang, Mode, PrefError, Preferences};
 pub use ticket::{
     BucketKey, RecentPartners, RecentSet, TicketInfo, Waiting, RECENT_FOR, RECENT_PARTNERS,
 };

@@ -1,24 +1,40 @@
-//! The waiting pool: per bucket, a queue in arrival order.
+//! The waiting pool: per bucket, a random queue and a queue per interest tag, each in
+//! arrival order.
 //!
-//! Finding a partner looks at the front of one bucket's queue (the users who waited longest)
-//! and at no more than `SCAN_LIMIT` live entries, so joining, matching and leaving cost O(1)
-//! whatever the pool's size. Removal is O(1) too: the entry leaves the index at once and its
-//! queue slot becomes a tombstone, dropped when it reaches the front or when tombstones
-//! outnumber the living in that queue.
+//! A user waits in the queue of each of its interests, and in the bucket's random queue once
+//! a partner without shared interests is acceptable (at once without interests, after the
+//! user's interest wait otherwise, never with `interests_only`). Finding a partner looks at
+//! the front of those queues only (the users who waited longest), a bounded number of live
+//! entries each, so joining, matching and leaving cost O(the user's interests), whatever the
+//! pool's size. Removal is O(the user's interests) too: the entry leaves the index at once
+//! and its queue slots become tombstones, dropped when they reach the front or when
+//! tombstones outnumber the living in that queue.
 
+use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Instant;
 
 use super::hash::FastBuild;
-use super::{BucketKey, TicketInfo, Waiting};
+use super::{BucketKey, Tag, TicketInfo, Waiting};
 use crate::ids::TicketId;
 
-/// How many live candidates a partner search looks at, at most. Only candidates the newcomer
-/// recently met (or who recently met it) are passed over, so in practice the first or second
-/// candidate is taken; the limit bounds the work when a bucket is full of former partners.
+/// How many live entries a partner search looks at per queue, at most.
 pub const SCAN_LIMIT: usize = 16;
 
-/// One bucket's queue.
+/// How many compatible candidates per interest queue are compared for the largest overlap.
+/// With at most 20 interests that bounds a search at 80 overlap computations of two sorted
+/// lists of at most 20 tags.
+pub const CANDIDATES_PER_TAG: usize = 4;
+
+/// Which queue: the bucket's random queue, or one of its interest queues.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum QueueKey {
+    Random(BucketKey),
+    Interest(BucketKey, Tag),
+}
+
+/// One queue.
 #[derive(Debug)]
 struct Queue {
     /// Ticket ids in arrival order; ids no longer in the index are tombstones.
@@ -27,15 +43,25 @@ struct Queue {
     live: usize,
 }
 
+/// A waiting user and whether it sits in the random queue.
+#[derive(Debug)]
+struct Slot<T> {
+    waiting: Waiting<T>,
+    in_random: bool,
+}
+
 /// All waiting users of one shard. `T` is the driver's payload per entry.
 #[derive(Debug)]
 pub struct WaitingPool<T> {
-    entries: HashMap<TicketId, Waiting<T>, FastBuild>,
-    queues: HashMap<BucketKey, Queue, FastBuild>,
+    entries: HashMap<TicketId, Slot<T>, FastBuild>,
+    queues: HashMap<QueueKey, Queue, FastBuild>,
     /// Queues with no live entry, kept for reuse: a busy bucket empties and refills
     /// thousands of times a second, and re-creating its queue each time was a third of the
     /// pool's cost. Swept once they outnumber the others.
     empty_queues: usize,
+    /// Users waiting for their interest wait to end, by the time it ends. Ids that left
+    /// meanwhile are skipped when they come up.
+    fallbacks: BinaryHeap<Reverse<(Instant, TicketId)>>,
 }
 
 impl<T> Default for WaitingPool<T> {
@@ -51,6 +77,7 @@ impl<T> WaitingPool<T> {
             entries: HashMap::default(),
             queues: HashMap::default(),
             empty_queues: 0,
+            fallbacks: BinaryHeap::new(),
         }
     }
 
@@ -69,26 +96,50 @@ impl<T> WaitingPool<T> {
         self.entries.contains_key(&id)
     }
 
-    /// Adds a user at the back of its bucket. A ticket id already present is replaced.
-    pub fn insert(&mut self, entry: Waiting<T>) {
-        self.put(entry, false);
+    /// The tickets waiting here (for checks and tests; not for the hot path).
+    pub fn tickets(&self) -> impl Iterator<Item = &TicketInfo> {
+        self.entries.values().map(|slot| &slot.waiting.ticket)
     }
 
-    /// Puts back, at the front of its bucket, a candidate that `take_partner` returned but
+    /// Adds a user at the back of its queues. A ticket id already present is replaced.
+    pub fn insert(&mut self, entry: Waiting<T>, now: Instant) {
+        self.put(entry, false, now);
+    }
+
+    /// Puts back, at the front of its queues, a candidate that `take_partner` returned but
     /// that could not be paired after all (the newcomer turned out stale), so it keeps its
     /// place as the longest waiting.
-    pub fn restore(&mut self, entry: Waiting<T>) {
-        self.put(entry, true);
+    pub fn restore(&mut self, entry: Waiting<T>, now: Instant) {
+        self.put(entry, true, now);
     }
 
-    fn put(&mut self, entry: Waiting<T>, front: bool) {
+    fn put(&mut self, entry: Waiting<T>, front: bool, now: Instant) {
         let id = entry.ticket.id;
-        let bucket = entry.ticket.bucket;
-        if self.entries.insert(id, entry).is_some() {
-            // Replaced in place: its queue slot is still there.
-            return;
+        if let Some(old) = self.entries.remove(&id) {
+            self.forget(&old);
         }
-        let queue = match self.queues.entry(bucket) {
+        let bucket = entry.ticket.bucket;
+        let in_random = entry.ticket.random_ok(now);
+        if in_random {
+            self.push(QueueKey::Random(bucket), id, front);
+        } else if let Some(from) = entry.ticket.random_from {
+            self.fallbacks.push(Reverse((from, id)));
+        }
+        for tag in entry.ticket.interests.tags() {
+            self.push(QueueKey::Interest(bucket, Tag::clone(tag)), id, front);
+        }
+        self.entries.insert(
+            id,
+            Slot {
+                waiting: entry,
+                in_random,
+            },
+        );
+        self.check_invariant();
+    }
+
+    fn push(&mut self, key: QueueKey, id: TicketId, front: bool) {
+        let queue = match self.queues.entry(key) {
             Entry::Occupied(found) => {
                 let queue = found.into_mut();
                 if queue.live == 0 {
@@ -107,29 +158,95 @@ impl<T> WaitingPool<T> {
             queue.order.push_back(id);
         }
         queue.live += 1;
-        self.check_invariant();
     }
 
     /// Removes a user who stopped waiting; `None` if it was not here.
     pub fn remove(&mut self, id: TicketId) -> Option<Waiting<T>> {
-        let entry = self.entries.remove(&id)?;
-        self.forget_slot(entry.ticket.bucket, id);
+        let slot = self.entries.remove(&id)?;
+        self.forget(&slot);
         self.check_invariant();
-        Some(entry)
+        Some(slot.waiting)
     }
 
-    /// Takes the best partner for `ticket` out of the pool, if anyone compatible waits: the
-    /// longest-waiting user of the same bucket whom the newcomer has not just met; a recent
-    /// partner only when no one else is within reach. The newcomer itself is not added.
-    pub fn take_partner(&mut self, ticket: &TicketInfo) -> Option<Waiting<T>> {
-        let queue = self.queues.get_mut(&ticket.bucket)?;
-        let mut chosen = None;
-        let mut fallback = None;
+    /// Takes out the next user whose interest wait ended by `now`, so the caller can place it
+    /// again, now open to a random partner.
+    pub fn take_due_fallback(&mut self, now: Instant) -> Option<Waiting<T>> {
+        while let Some(&Reverse((due, id))) = self.fallbacks.peek() {
+            if due > now {
+                return None;
+            }
+            self.fallbacks.pop();
+            if self.entries.get(&id).is_some_and(|slot| !slot.in_random) {
+                return self.remove(id);
+            }
+        }
+        None
+    }
+
+    /// Takes the best partner for `ticket` out of the pool, if anyone compatible waits:
+    ///
+    /// 1. among users sharing an interest, the largest overlap, then the longest waiting;
+    /// 2. else, if the newcomer accepts a random partner, the longest-waiting user of the
+    ///    random queue;
+    /// 3. a recent partner of the newcomer only when neither found anyone else.
+    ///
+    /// Filters are mutual: a candidate is taken only if each side accepts the other. The
+    /// newcomer itself is not added.
+    pub fn take_partner(&mut self, ticket: &TicketInfo, now: Instant) -> Option<Waiting<T>> {
+        let mut best: Option<(TicketId, usize, Instant)> = None;
+        let mut recent: Option<TicketId> = None;
+        for tag in ticket.interests.tags() {
+            let key = QueueKey::Interest(ticket.bucket, Tag::clone(tag));
+            let mut compared = 0;
+            self.scan(&key, |candidate| {
+                if candidate.session == ticket.session || !ticket.filters_accept(candidate) {
+                    return true;
+                }
+                if ticket.recently_met(candidate) {
+                    recent.get_or_insert(candidate.id);
+                    return true;
+                }
+                let overlap = ticket.interests.overlap_count(&candidate.interests);
+                let better = match best {
+                    None => true,
+                    Some((_, o, since)) => overlap > o || (overlap == o && candidate.since < since),
+                };
+                if better {
+                    best = Some((candidate.id, overlap, candidate.since));
+                }
+                compared += 1;
+                compared < CANDIDATES_PER_TAG
+            });
+        }
+        let mut chosen = best.map(|(id, _, _)| id);
+        if chosen.is_none() && ticket.random_ok(now) {
+            self.scan(&QueueKey::Random(ticket.bucket), |candidate| {
+                if candidate.session == ticket.session || !ticket.filters_accept(candidate) {
+                    return true;
+                }
+                if ticket.recently_met(candidate) {
+                    recent.get_or_insert(candidate.id);
+                    return true;
+                }
+                chosen = Some(candidate.id);
+                false
+            });
+        }
+        let id = chosen.or(recent)?;
+        self.remove(id)
+    }
+
+    /// Visits up to `SCAN_LIMIT` live tickets of a queue from the front, until `visit`
+    /// returns `false`; drops tombstones found at the front on the way.
+    fn scan(&mut self, key: &QueueKey, mut visit: impl FnMut(&TicketInfo) -> bool) {
+        let Some(queue) = self.queues.get_mut(key) else {
+            return;
+        };
         let mut seen = 0;
         let mut position = 0;
         while position < queue.order.len() && seen < SCAN_LIMIT {
             let id = queue.order[position];
-            let Some(entry) = self.entries.get(&id) else {
+            let Some(slot) = self.entries.get(&id) else {
                 if position == 0 {
                     queue.order.pop_front();
                 } else {
@@ -138,24 +255,31 @@ impl<T> WaitingPool<T> {
                 continue;
             };
             seen += 1;
-            if entry.ticket.session == ticket.session {
-                // The same user's older ticket: never pair anyone with themselves.
-            } else if ticket.recently_met(&entry.ticket) {
-                fallback.get_or_insert(id);
-            } else {
-                chosen = Some(id);
-                break;
+            if !visit(&slot.waiting.ticket) {
+                return;
             }
             position += 1;
         }
-        let id = chosen.or(fallback)?;
-        self.remove(id)
     }
 
-    /// Drops `id`'s queue slot: popped when at the front, else left as a tombstone and
-    /// compacted away once tombstones outnumber the living.
-    fn forget_slot(&mut self, bucket: BucketKey, id: TicketId) {
-        let Some(queue) = self.queues.get_mut(&bucket) else {
+    /// Drops a removed entry's slots from its queues.
+    fn forget(&mut self, slot: &Slot<T>) {
+        let ticket = &slot.waiting.ticket;
+        if slot.in_random {
+            self.forget_slot(QueueKey::Random(ticket.bucket), ticket.id);
+        }
+        for tag in ticket.interests.tags() {
+            self.forget_slot(
+                QueueKey::Interest(ticket.bucket, Tag::clone(tag)),
+                ticket.id,
+            );
+        }
+    }
+
+    /// Drops `id`'s slot in one queue: popped when at the front, else left as a tombstone
+    /// and compacted away once tombstones outnumber the living.
+    fn forget_slot(&mut self, key: QueueKey, id: TicketId) {
+        let Some(queue) = self.queues.get_mut(&key) else {
             return;
         };
         queue.live -= 1;
@@ -179,29 +303,30 @@ impl<T> WaitingPool<T> {
     fn check_invariant(&self) {
         #[cfg(debug_assertions)]
         if self.entries.len() < 4096 {
-            let mut counted = 0;
             let empty = self.queues.values().filter(|q| q.live == 0).count();
             assert_eq!(empty, self.empty_queues, "empty queue count");
-            for (bucket, queue) in &self.queues {
-                let live: Vec<_> = queue
+            for (key, queue) in &self.queues {
+                // A candidate put back at the front may also sit further back as a
+                // tombstone of its earlier slot: count ids, not positions.
+                let live = queue
                     .order
                     .iter()
                     .filter(|id| self.entries.contains_key(id))
-                    .collect();
-                assert_eq!(live.len(), queue.live, "live count of {bucket:?}");
+                    .collect::<std::collections::HashSet<_>>()
+                    .len();
+                assert_eq!(live, queue.live, "live count of {key:?}");
                 assert!(
                     queue.live > 0 || queue.order.is_empty(),
-                    "tombstones in {bucket:?}"
+                    "tombstones in {key:?}"
                 );
-                for id in live {
-                    assert_eq!(
-                        self.entries[id].ticket.bucket, *bucket,
-                        "entry in wrong queue"
-                    );
-                }
-                counted += queue.live;
             }
-            assert_eq!(counted, self.entries.len(), "entries missing from queues");
+            let slots: usize = self
+                .entries
+                .values()
+                .map(|s| s.waiting.ticket.interests.tags().len() + s.in_random as usize)
+                .sum();
+            let live: usize = self.queues.values().map(|q| q.live).sum();
+            assert_eq!(slots, live, "every entry sits in exactly its queues");
         }
     }
 }
@@ -212,36 +337,48 @@ mod tests {
 
     use super::*;
     use crate::ids::SessionId;
-    use crate::matching::{Lang, Mode, RecentPartners, RecentSet};
+    use crate::matching::{Country, CountryFilter, Interests, Lang, Mode, RecentPartners};
+
+    fn bucket(mode: Mode) -> BucketKey {
+        BucketKey {
+            mode,
+            lang: Lang::EN,
+        }
+    }
 
     fn ticket(n: u64, mode: Mode, now: Instant) -> Waiting<()> {
         Waiting {
-            ticket: TicketInfo {
-                id: TicketId(n),
-                session: SessionId(n),
-                bucket: BucketKey {
-                    mode,
-                    lang: Lang::EN,
-                },
-                recent: RecentSet::default(),
-                since: now,
-            },
+            ticket: TicketInfo::plain(TicketId(n), SessionId(n), bucket(mode), now),
             payload: (),
         }
+    }
+
+    fn with_interests(n: u64, tags: &[&str], wait: Option<Duration>, now: Instant) -> Waiting<()> {
+        let mut w = ticket(n, Mode::Text, now);
+        let raw: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        w.ticket.interests = Interests::parse(&raw).unwrap();
+        w.ticket.random_from = wait.map(|wait| now + wait);
+        w
     }
 
     #[test]
     fn the_longest_waiting_compatible_user_is_taken() {
         let now = Instant::now();
         let mut pool = WaitingPool::new();
-        pool.insert(ticket(1, Mode::Text, now));
-        pool.insert(ticket(2, Mode::Video, now));
-        pool.insert(ticket(3, Mode::Text, now));
+        pool.insert(ticket(1, Mode::Text, now), now);
+        pool.insert(ticket(2, Mode::Video, now), now);
+        pool.insert(ticket(3, Mode::Text, now), now);
         let newcomer = ticket(4, Mode::Text, now).ticket;
-        assert_eq!(pool.take_partner(&newcomer).unwrap().ticket.id, TicketId(1));
-        assert_eq!(pool.take_partner(&newcomer).unwrap().ticket.id, TicketId(3));
+        assert_eq!(
+            pool.take_partner(&newcomer, now).unwrap().ticket.id,
+            TicketId(1)
+        );
+        assert_eq!(
+            pool.take_partner(&newcomer, now).unwrap().ticket.id,
+            TicketId(3)
+        );
         assert!(
-            pool.take_partner(&newcomer).is_none(),
+            pool.take_partner(&newcomer, now).is_none(),
             "video never meets text"
         );
         assert_eq!(pool.len(), 1);
@@ -252,14 +389,17 @@ mod tests {
         let now = Instant::now();
         let mut pool = WaitingPool::new();
         for n in 1..=3 {
-            pool.insert(ticket(n, Mode::Text, now));
+            pool.insert(ticket(n, Mode::Text, now), now);
         }
         assert!(pool.remove(TicketId(1)).is_some());
         assert!(pool.remove(TicketId(2)).is_some());
         assert!(pool.remove(TicketId(2)).is_none());
         let newcomer = ticket(9, Mode::Text, now).ticket;
-        assert_eq!(pool.take_partner(&newcomer).unwrap().ticket.id, TicketId(3));
-        assert!(pool.take_partner(&newcomer).is_none());
+        assert_eq!(
+            pool.take_partner(&newcomer, now).unwrap().ticket.id,
+            TicketId(3)
+        );
+        assert!(pool.take_partner(&newcomer, now).is_none());
         assert!(pool.is_empty());
     }
 
@@ -267,15 +407,21 @@ mod tests {
     fn a_recent_partner_is_passed_over_while_someone_else_waits() {
         let now = Instant::now();
         let mut pool = WaitingPool::new();
-        pool.insert(ticket(1, Mode::Text, now));
-        pool.insert(ticket(2, Mode::Text, now));
+        pool.insert(ticket(1, Mode::Text, now), now);
+        pool.insert(ticket(2, Mode::Text, now), now);
         let mut newcomer = ticket(3, Mode::Text, now).ticket;
         let mut recent = RecentPartners::default();
         recent.push(SessionId(1), now);
         newcomer.recent = recent.live(now);
-        assert_eq!(pool.take_partner(&newcomer).unwrap().ticket.id, TicketId(2));
+        assert_eq!(
+            pool.take_partner(&newcomer, now).unwrap().ticket.id,
+            TicketId(2)
+        );
         // Only the recent partner is left: better them than nobody.
-        assert_eq!(pool.take_partner(&newcomer).unwrap().ticket.id, TicketId(1));
+        assert_eq!(
+            pool.take_partner(&newcomer, now).unwrap().ticket.id,
+            TicketId(1)
+        );
     }
 
     #[test]
@@ -284,35 +430,114 @@ mod tests {
         let mut recent = RecentPartners::default();
         recent.push(SessionId(1), now);
         assert!(recent.live(now).contains(SessionId(1)));
-        assert!(!recent
-            .live(now + crate::matching::ticket::RECENT_FOR + Duration::from_secs(1))
-            .contains(SessionId(1)));
+        let later = now + crate::matching::RECENT_FOR + Duration::from_secs(1);
+        assert!(!recent.live(later).contains(SessionId(1)));
     }
 
     #[test]
     fn nobody_is_paired_with_their_own_older_ticket() {
         let now = Instant::now();
         let mut pool = WaitingPool::new();
-        pool.insert(ticket(1, Mode::Text, now));
+        pool.insert(ticket(1, Mode::Text, now), now);
         let mut again = ticket(2, Mode::Text, now).ticket;
         again.session = SessionId(1);
-        assert!(pool.take_partner(&again).is_none());
+        assert!(pool.take_partner(&again, now).is_none());
     }
 
     #[test]
     fn tombstones_are_compacted() {
         let now = Instant::now();
         let mut pool = WaitingPool::new();
-        pool.insert(ticket(0, Mode::Text, now));
+        pool.insert(ticket(0, Mode::Text, now), now);
         for n in 1..1000 {
-            pool.insert(ticket(n, Mode::Text, now));
+            pool.insert(ticket(n, Mode::Text, now), now);
             pool.remove(TicketId(n));
         }
-        let queue = &pool.queues[&ticket(0, Mode::Text, now).ticket.bucket];
+        let queue = &pool.queues[&QueueKey::Random(bucket(Mode::Text))];
         assert!(
             queue.order.len() <= 2 * queue.live + 33,
             "{}",
             queue.order.len()
+        );
+    }
+
+    #[test]
+    fn a_shared_interest_beats_waiting_longer_and_a_larger_overlap_wins() {
+        let now = Instant::now();
+        let mut pool = WaitingPool::new();
+        let wait = Some(Duration::from_secs(5));
+        pool.insert(ticket(1, Mode::Text, now), now);
+        pool.insert(with_interests(2, &["music"], wait, now), now);
+        pool.insert(with_interests(3, &["music", "chess"], wait, now), now);
+        let newcomer = with_interests(4, &["chess", "music", "art"], wait, now).ticket;
+        assert_eq!(
+            pool.take_partner(&newcomer, now).unwrap().ticket.id,
+            TicketId(3)
+        );
+        assert_eq!(
+            pool.take_partner(&newcomer, now).unwrap().ticket.id,
+            TicketId(2)
+        );
+        // Only a user without shared interests is left; the newcomer is still in its wait.
+        assert!(pool.take_partner(&newcomer, now).is_none());
+    }
+
+    #[test]
+    fn users_with_interests_fall_back_to_random_at_their_time_and_not_before() {
+        let now = Instant::now();
+        let wait = Duration::from_secs(5);
+        let mut pool = WaitingPool::new();
+        pool.insert(with_interests(1, &["music"], Some(wait), now), now);
+        let plain = ticket(2, Mode::Text, now).ticket;
+        assert!(
+            pool.take_partner(&plain, now).is_none(),
+            "still in its interest wait"
+        );
+        let almost = now + wait - Duration::from_millis(1);
+        assert!(pool.take_due_fallback(almost).is_none());
+        let due = pool.take_due_fallback(now + wait).expect("due at its time");
+        assert_eq!(due.ticket.id, TicketId(1));
+        pool.insert(due, now + wait);
+        assert_eq!(
+            pool.take_partner(&plain, now + wait).unwrap().ticket.id,
+            TicketId(1)
+        );
+    }
+
+    #[test]
+    fn interests_only_users_never_fall_back() {
+        let now = Instant::now();
+        let mut pool = WaitingPool::new();
+        pool.insert(with_interests(1, &["music"], None, now), now);
+        let later = now + Duration::from_secs(3600);
+        assert!(pool.take_due_fallback(later).is_none());
+        assert!(pool
+            .take_partner(&ticket(2, Mode::Text, later).ticket, later)
+            .is_none());
+    }
+
+    #[test]
+    fn country_filters_are_mutual() {
+        let now = Instant::now();
+        let de = Country::parse("DE").unwrap();
+        let fr = Country::parse("FR").unwrap();
+        let mut pool = WaitingPool::new();
+        let mut picky = ticket(1, Mode::Text, now);
+        picky.ticket.country = fr;
+        picky.ticket.countries = CountryFilter::new(vec![de]);
+        pool.insert(picky, now);
+        let mut french = ticket(2, Mode::Text, now).ticket;
+        french.country = fr;
+        assert!(
+            pool.take_partner(&french, now).is_none(),
+            "the picky one accepts only DE"
+        );
+        let mut german = ticket(3, Mode::Text, now).ticket;
+        german.country = de;
+        german.countries = CountryFilter::new(vec![fr]);
+        assert_eq!(
+            pool.take_partner(&german, now).unwrap().ticket.id,
+            TicketId(1)
         );
     }
 }

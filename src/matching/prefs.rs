@@ -1,7 +1,9 @@
 //! A user's checked preferences, made from a `join` message.
 
 use std::fmt;
+use std::time::Duration;
 
+use super::{Country, CountryFilter, InterestError, Interests};
 use crate::protocol::{ErrorCode, Join};
 
 /// Text or video chat; a hard partition: the two never meet.
@@ -80,6 +82,14 @@ pub enum PrefError {
     BadMode,
     #[error("lang must be a language subtag of 2 to 8 letters, such as \"en\"")]
     BadLang,
+    #[error("interests: at most 20 tags")]
+    TooManyInterests,
+    #[error("interests: a tag has at most 40 characters")]
+    InterestTooLong,
+    #[error("countries: each must be an ISO 3166-1 alpha-2 code such as \"DE\", at most 50")]
+    BadCountry,
+    #[error("interest_wait_ms must be at most {0}")]
+    InterestWaitTooLong(u64),
     #[error("{0} is not offered by this server yet")]
     Unsupported(&'static str),
 }
@@ -89,8 +99,34 @@ impl PrefError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::AdultRequired => ErrorCode::AdultRequired,
-            Self::BadMode | Self::BadLang => ErrorCode::InvalidValue,
+            Self::BadMode
+            | Self::BadLang
+            | Self::TooManyInterests
+            | Self::InterestTooLong
+            | Self::BadCountry
+            | Self::InterestWaitTooLong(_) => ErrorCode::InvalidValue,
             Self::Unsupported(_) => ErrorCode::Unsupported,
+        }
+    }
+}
+
+/// What the server decides for a `join` the client left open, and the bounds it sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinRules {
+    /// From the connection's `Accept-Language`, else `en`.
+    pub default_lang: Lang,
+    /// `interest_wait_ms` when the client sends none.
+    pub default_interest_wait: Duration,
+    /// The longest `interest_wait_ms` a client may ask for.
+    pub max_interest_wait: Duration,
+}
+
+impl Default for JoinRules {
+    fn default() -> Self {
+        Self {
+            default_lang: Lang::EN,
+            default_interest_wait: Duration::from_secs(5),
+            max_interest_wait: Duration::from_secs(60),
         }
     }
 }
@@ -102,14 +138,35 @@ pub struct Preferences {
     pub lang: Lang,
     /// Re-queue at once when the partner skips.
     pub auto_reroll: bool,
+    pub interests: Interests,
+    /// Never fall back to a partner without shared interests.
+    pub interests_only: bool,
+    /// How long to look for a shared interest first.
+    pub interest_wait: Duration,
+    /// Partners' countries accepted.
+    pub countries: CountryFilter,
 }
 
 impl Preferences {
-    /// Checks a `join`. `default_lang` comes from the connection's `Accept-Language`.
+    /// Random pairing in one partition: no interests, no filters.
+    pub fn random(mode: Mode, lang: Lang, auto_reroll: bool) -> Self {
+        Self {
+            mode,
+            lang,
+            auto_reroll,
+            interests: Interests::default(),
+            interests_only: false,
+            interest_wait: Duration::ZERO,
+            countries: CountryFilter::default(),
+        }
+    }
+
+    /// Checks a `join` under the server's rules.
     ///
     /// Filters this node cannot honour yet are refused rather than ignored: a filter that is
     /// silently dropped would pair the user with someone they excluded.
-    pub fn from_join(join: &Join, default_lang: Lang) -> Result<Self, PrefError> {
+    pub fn from_join(join: &Join, rules: &JoinRules) -> Result<Self, PrefError> {
+        let default_lang = rules.default_lang;
         if !join.adult {
             return Err(PrefError::AdultRequired);
         }
@@ -122,16 +179,41 @@ impl Preferences {
             None => default_lang,
             Some(text) => Lang::parse(text).ok_or(PrefError::BadLang)?,
         };
-        if !join.countries.is_empty() {
-            return Err(PrefError::Unsupported("the countries filter"));
-        }
         if !join.want_gender.is_empty() {
             return Err(PrefError::Unsupported("the want_gender filter"));
         }
+        let interests = Interests::parse(&join.interests).map_err(|e| match e {
+            InterestError::TooMany => PrefError::TooManyInterests,
+            InterestError::TooLong => PrefError::InterestTooLong,
+        })?;
+        if join.countries.len() > CountryFilter::MAX {
+            return Err(PrefError::BadCountry);
+        }
+        let countries = join
+            .countries
+            .iter()
+            .map(|c| Country::parse(c).filter(|c| *c != Country::UNKNOWN))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(PrefError::BadCountry)?;
+        let interest_wait = match join.interest_wait_ms {
+            None => rules.default_interest_wait,
+            Some(ms) if Duration::from_millis(ms) <= rules.max_interest_wait => {
+                Duration::from_millis(ms)
+            }
+            Some(_) => {
+                return Err(PrefError::InterestWaitTooLong(
+                    rules.max_interest_wait.as_millis() as u64,
+                ))
+            }
+        };
         Ok(Self {
             mode,
             lang,
             auto_reroll: join.auto_reroll,
+            interests,
+            interests_only: join.interests_only,
+            interest_wait,
+            countries: CountryFilter::new(countries),
         })
     }
 }
@@ -158,7 +240,7 @@ mod tests {
     fn join_without_the_adult_confirmation_is_refused() {
         let join = Join::default();
         assert_eq!(
-            Preferences::from_join(&join, Lang::EN),
+            Preferences::from_join(&join, &JoinRules::default()),
             Err(PrefError::AdultRequired)
         );
     }
@@ -169,25 +251,60 @@ mod tests {
             adult: true,
             ..Join::default()
         };
+        let rules = JoinRules::default();
         let bad_mode = Join {
             mode: Some("audio".into()),
             ..base.clone()
         };
         assert_eq!(
-            Preferences::from_join(&bad_mode, Lang::EN),
+            Preferences::from_join(&bad_mode, &rules),
             Err(PrefError::BadMode)
         );
-        let filter = Join {
-            countries: vec!["DE".into()],
+        let gender = Join {
+            want_gender: vec!["f".into()],
             ..base.clone()
         };
         assert_eq!(
-            Preferences::from_join(&filter, Lang::EN)
-                .unwrap_err()
-                .code(),
+            Preferences::from_join(&gender, &rules).unwrap_err().code(),
             ErrorCode::Unsupported
         );
-        let ok = Preferences::from_join(&base, Lang::parse("fr").unwrap()).unwrap();
+        for bad in [
+            vec!["DEU".to_string()],
+            vec!["D1".into()],
+            vec!["ZZ".into()],
+        ] {
+            let join = Join {
+                countries: bad,
+                ..base.clone()
+            };
+            assert_eq!(
+                Preferences::from_join(&join, &rules),
+                Err(PrefError::BadCountry)
+            );
+        }
+        let long_wait = Join {
+            interest_wait_ms: Some(3_600_000),
+            ..base.clone()
+        };
+        assert!(matches!(
+            Preferences::from_join(&long_wait, &rules),
+            Err(PrefError::InterestWaitTooLong(_))
+        ));
+        let french = JoinRules {
+            default_lang: Lang::parse("fr").unwrap(),
+            ..rules
+        };
+        let ok = Preferences::from_join(&base, &french).unwrap();
         assert_eq!((ok.mode, ok.lang.as_str()), (Mode::Text, "fr"));
+        assert_eq!(ok.interest_wait, std::time::Duration::from_secs(5));
+        let countries = Join {
+            countries: vec!["de".into(), "AT".into(), "DE".into()],
+            ..base.clone()
+        };
+        let ok = Preferences::from_join(&countries, &rules).unwrap();
+        assert!(ok
+            .countries
+            .accepts(crate::matching::Country::parse("AT").unwrap()));
+        assert!(!ok.countries.accepts(crate::matching::Country::UNKNOWN));
     }
 }

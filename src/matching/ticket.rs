@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Lang, Mode};
+use super::{Country, CountryFilter, Interests, Lang, Mode};
 use crate::ids::{SessionId, TicketId};
 
-/// A matching key: users in different buckets are never paired. Now the random pool per
-/// (mode, language); interest and country buckets join it with the preferences feature.
+/// A hard partition: users in different buckets are never paired. Within one, the pool keeps
+/// a random queue and a queue per interest tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BucketKey {
     pub mode: Mode,
@@ -79,12 +79,58 @@ pub struct TicketInfo {
     pub recent: RecentSet,
     /// When the user started waiting; the pool prefers whoever waited longest.
     pub since: Instant,
+    /// Interests; while `random_from` is in the future, only a partner sharing one will do.
+    pub interests: Interests,
+    /// From when a partner without shared interests is acceptable: `since` for users without
+    /// interests, `since + interest_wait` for users with some, never (`None`) for
+    /// `interests_only`.
+    pub random_from: Option<Instant>,
+    /// The user's own country, decided by the server.
+    pub country: Country,
+    /// The countries the user accepts partners from.
+    pub countries: CountryFilter,
 }
 
 impl TicketInfo {
+    /// A ticket with no interests and no filters, waiting from `since`.
+    pub fn plain(id: TicketId, session: SessionId, bucket: BucketKey, since: Instant) -> Self {
+        Self {
+            id,
+            session,
+            bucket,
+            recent: RecentSet::default(),
+            since,
+            interests: Interests::default(),
+            random_from: Some(since),
+            country: Country::UNKNOWN,
+            countries: CountryFilter::default(),
+        }
+    }
+
     /// Whether either side would rather not meet the other again so soon.
     pub fn recently_met(&self, other: &TicketInfo) -> bool {
         self.recent.contains(other.session) || other.recent.contains(self.session)
+    }
+
+    /// Whether a partner without shared interests is acceptable at `now`.
+    pub fn random_ok(&self, now: Instant) -> bool {
+        self.random_from.is_some_and(|from| from <= now)
+    }
+
+    /// Whether each side's filters accept the other (filters are mutual).
+    pub fn filters_accept(&self, other: &TicketInfo) -> bool {
+        self.countries.accepts(other.country) && other.countries.accepts(self.country)
+    }
+
+    /// Whether the two may be paired at `now`: same bucket, filters mutual, and a shared
+    /// interest unless both accept a random partner. Recent partners are a preference, not a
+    /// rule, and are left to the pool.
+    pub fn compatible(&self, other: &TicketInfo, now: Instant) -> bool {
+        self.session != other.session
+            && self.bucket == other.bucket
+            && self.filters_accept(other)
+            && ((self.random_ok(now) && other.random_ok(now))
+                || self.interests.overlap_count(&other.interests) > 0)
     }
 }
 

@@ -66,4 +66,11 @@ pub struct Join {
     /// When the partner skips, re-queue at once instead of going idle.
     #[serde(default)]
     pub auto_reroll: bool,
+    /// With interests: never fall back to a partner without shared interests.
+    #[serde(default)]
+    pub interests_only: bool,
+    /// With interests: how long to look for a shared interest before any partner will do
+    /// (default 5,000; at most the server's bound).
+    #[serde(default)]
+    pub interest_wait_ms: Option<u64>,
 }

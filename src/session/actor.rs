@@ -18,7 +18,7 @@ use tracing::{debug, info, warn, Span};
 use super::limits::Kind;
 use super::{ChatInput, Effect, Peer, RateLimits, SessionCore, SessionEvent, Verdict};
 use crate::ids::{ClientId, SessionId};
-use crate::matching::{Lang, Preferences};
+use crate::matching::{JoinRules, Lang, Preferences};
 use crate::metrics::{CloseCause, RelayKind};
 use crate::node::Node;
 use crate::protocol::{
@@ -53,7 +53,8 @@ pub struct UserSession {
     node: Arc<Node>,
     codec: Codec,
     client_id: ClientId,
-    default_lang: Lang,
+    /// Defaults and bounds for this connection's joins.
+    join_rules: JoinRules,
     /// The writer's queue; `None` once closing.
     out: Option<mpsc::Sender<Outgoing>>,
     /// The writer task, aborted when the client is too slow to drain it.
@@ -92,10 +93,14 @@ impl UserSession {
                 core: SessionCore::new(me, PartnerInfo { country }),
                 span: tracing::info_span!("session", session = %id, node = %node.id),
                 limits: RateLimits::new(&node.settings.limits, now),
+                join_rules: JoinRules {
+                    default_lang,
+                    default_interest_wait: node.settings.default_interest_wait,
+                    max_interest_wait: node.settings.max_interest_wait,
+                },
                 node,
                 codec,
                 client_id,
-                default_lang,
                 out: Some(tx),
                 writer,
                 last_heard: now,
@@ -177,7 +182,7 @@ impl UserSession {
     fn dispatch(&mut self, msg: ClientMsg, now: Instant, ctx: &mut Context<Self>) {
         let mut effects = std::mem::take(&mut self.effects);
         match msg {
-            ClientMsg::Join(join) => match Preferences::from_join(&join, self.default_lang) {
+            ClientMsg::Join(join) => match Preferences::from_join(&join, &self.join_rules) {
                 Ok(prefs) => {
                     self.node.metrics.joins.fetch_add(1, Ordering::Relaxed);
                     self.core.join(prefs, now, &mut effects);

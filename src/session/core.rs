@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{Peer, Seat, SeatState, SessionEvent};
 use crate::ids::{ChatId, SessionId, TicketId};
-use crate::matching::{BucketKey, Preferences, RecentPartners, TicketInfo};
+use crate::matching::{BucketKey, Country, Preferences, RecentPartners, TicketInfo};
 use crate::protocol::{EndReason, ErrorCode, Matched, PartnerInfo, ServerMsg, SignalData};
 use crate::shard::Ticket;
 
@@ -79,6 +79,8 @@ pub struct SessionCore {
     me: Peer,
     /// What a partner is told about this user.
     public: PartnerInfo,
+    /// The user's country, decided by the server, for partners' filters.
+    country: Country,
     phase: Phase,
     /// The preferences of the last accepted `join`, reused by `next` and re-rolls.
     prefs: Option<Preferences>,
@@ -95,6 +97,7 @@ impl SessionCore {
             id: me.session,
             seat: Arc::new(Seat::new(me.session)),
             me,
+            country: Country::parse(&public.country).unwrap_or_default(),
             public,
             phase: Phase::Idle,
             prefs: None,
@@ -362,6 +365,16 @@ impl SessionCore {
                 bucket,
                 recent: self.recent.live(now),
                 since: now,
+                interests: prefs.interests.clone(),
+                random_from: if prefs.interests.is_empty() {
+                    Some(now)
+                } else if prefs.interests_only {
+                    None
+                } else {
+                    Some(now + prefs.interest_wait)
+                },
+                country: self.country,
+                countries: prefs.countries.clone(),
             },
             seat: Arc::clone(&self.seat),
             peer: self.me.clone(),

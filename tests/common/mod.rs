@@ -64,11 +64,26 @@ impl Client {
 
     /// Connects with a codec and reads `welcome`.
     pub async fn connect_with(addr: SocketAddr, codec: Codec) -> Client {
+        Self::connect_full(addr, codec, &[]).await
+    }
+
+    /// Connects with JSON and extra request headers (as a proxy in front would add them).
+    pub async fn connect_with_headers(addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
+        Self::connect_full(addr, Codec::Json, headers).await
+    }
+
+    async fn connect_full(addr: SocketAddr, codec: Codec, headers: &[(&str, &str)]) -> Client {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = match codec {
             Codec::Json => format!("ws://{addr}/ws"),
             Codec::Bincode => format!("ws://{addr}/ws?codec=bincode"),
         };
-        let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(url))
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().unwrap();
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
             .await
             .expect("connect timed out")
             .expect("connect failed");
