@@ -113,18 +113,25 @@ fn interests_and_countries(c: &mut Criterion) {
             now,
         );
     }
+    // Arrivals are drawn before timing (the server parses interests at join, not in the
+    // pool) and handed out in turn, with fresh ids.
+    let drawn: Vec<TicketInfo> = (0..200_000).map(|n| people.user(n)).collect();
     let mut next = RESIDENT;
-    let mut arrive = |pool: &mut WaitingPool<()>, people: &mut Population| -> bool {
-        let ticket = people.user(next);
+    let mut fresh = move || -> TicketInfo {
+        let mut ticket = drawn[(next as usize) % drawn.len()].clone();
+        ticket.id = TicketId(next);
+        ticket.session = SessionId(next);
         next += 1;
+        ticket
+    };
+    let mut arrive = |pool: &mut WaitingPool<()>| -> bool {
+        let ticket = fresh();
         match pool.take_partner(&ticket, now) {
             Some(partner) => {
                 // Keep the pool at a million: the partner's place is taken by a newcomer.
-                let replacement = people.user(next);
-                next += 1;
                 pool.insert(
                     Waiting {
-                        ticket: replacement,
+                        ticket: fresh(),
                         payload: (),
                     },
                     now,
@@ -133,6 +140,8 @@ fn interests_and_countries(c: &mut Criterion) {
                 true
             }
             None => {
+                // Nobody compatible: it would wait; it leaves again so the pool stays put.
+                let id = ticket.id;
                 pool.insert(
                     Waiting {
                         ticket,
@@ -140,15 +149,13 @@ fn interests_and_countries(c: &mut Criterion) {
                     },
                     now,
                 );
-                let _ = pool.remove(TicketId(next - 1));
+                let _ = pool.remove(id);
                 false
             }
         }
     };
     let trial = 100_000;
-    let paired = (0..trial)
-        .filter(|_| arrive(&mut pool, &mut people))
-        .count();
+    let paired = (0..trial).filter(|_| arrive(&mut pool)).count();
     println!(
         "prefs: {:.1}% of arrivals found a compatible partner among {} waiting",
         100.0 * paired as f64 / trial as f64,
@@ -157,7 +164,7 @@ fn interests_and_countries(c: &mut Criterion) {
     let mut group = c.benchmark_group("prefs");
     group.throughput(Throughput::Elements(1));
     group.bench_function("arrival_1m_waiting_zipf_10k_tags_200_countries", |b| {
-        b.iter(|| black_box(arrive(&mut pool, &mut people)))
+        b.iter(|| black_box(arrive(&mut pool)))
     });
     group.finish();
 }

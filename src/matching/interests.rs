@@ -6,9 +6,9 @@ use std::sync::Arc;
 pub type Tag = Arc<str>;
 
 /// A user's interests: normalised, sorted, without duplicates; shared by every ticket of the
-/// user without copying.
+/// user without copying. No interests allocate nothing (most users have none).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Interests(Arc<[Tag]>);
+pub struct Interests(Option<Arc<[Tag]>>);
 
 /// Why a list of interests was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,23 +42,26 @@ impl Interests {
         if tags.len() > Self::MAX_TAGS {
             return Err(InterestError::TooMany);
         }
-        Ok(Self(tags.into_iter().map(Tag::from).collect()))
+        if tags.is_empty() {
+            return Ok(Self(None));
+        }
+        Ok(Self(Some(tags.into_iter().map(Tag::from).collect())))
     }
 
     /// The tags, sorted.
     pub fn tags(&self) -> &[Tag] {
-        &self.0
+        self.0.as_deref().unwrap_or(&[])
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 
     /// How many tags both have.
     pub fn overlap_count(&self, other: &Interests) -> usize {
         let (mut i, mut j, mut n) = (0, 0, 0);
-        let (a, b) = (&self.0, &other.0);
+        let (a, b) = (self.tags(), other.tags());
         while i < a.len() && j < b.len() {
             match a[i].cmp(&b[j]) {
                 std::cmp::Ordering::Less => i += 1,
@@ -76,7 +79,7 @@ impl Interests {
     /// The tags both have, sorted: the same list whichever side asks.
     pub fn overlap(&self, other: &Interests) -> Vec<String> {
         let (mut i, mut j) = (0, 0);
-        let (a, b) = (&self.0, &other.0);
+        let (a, b) = (self.tags(), other.tags());
         let mut common = Vec::new();
         while i < a.len() && j < b.len() {
             match a[i].cmp(&b[j]) {

@@ -41,6 +41,8 @@ struct Queue {
     order: VecDeque<TicketId>,
     /// How many ids in `order` are live, to know when to compact.
     live: usize,
+    /// Whether this queue is counted in `empty_queues` (emptied, kept for reuse).
+    counted_empty: bool,
 }
 
 /// A waiting user and whether it sits in the random queue.
@@ -54,7 +56,11 @@ struct Slot<T> {
 #[derive(Debug)]
 pub struct WaitingPool<T> {
     entries: HashMap<TicketId, Slot<T>, FastBuild>,
-    queues: HashMap<QueueKey, Queue, FastBuild>,
+    /// The random queue of each bucket. Kept apart from the interest queues so that the
+    /// busiest path (users without interests) hashes and stores only a 16-byte key.
+    random: HashMap<BucketKey, Queue, FastBuild>,
+    /// The queue of each (bucket, interest).
+    by_interest: HashMap<(BucketKey, Tag), Queue, FastBuild>,
     /// Queues with no live entry, kept for reuse: a busy bucket empties and refills
     /// thousands of times a second, and re-creating its queue each time was a third of the
     /// pool's cost. Swept once they outnumber the others.
@@ -62,6 +68,8 @@ pub struct WaitingPool<T> {
     /// Users waiting for their interest wait to end, by the time it ends. Ids that left
     /// meanwhile are skipped when they come up.
     fallbacks: BinaryHeap<Reverse<(Instant, TicketId)>>,
+    /// Reused by `scan` to rewrite a queue's front without the tombstones it walked over.
+    scratch: Vec<TicketId>,
 }
 
 impl<T> Default for WaitingPool<T> {
@@ -75,9 +83,11 @@ impl<T> WaitingPool<T> {
     pub fn new() -> Self {
         Self {
             entries: HashMap::default(),
-            queues: HashMap::default(),
+            random: HashMap::default(),
+            by_interest: HashMap::default(),
             empty_queues: 0,
             fallbacks: BinaryHeap::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -115,43 +125,57 @@ impl<T> WaitingPool<T> {
 
     fn put(&mut self, entry: Waiting<T>, front: bool, now: Instant) {
         let id = entry.ticket.id;
-        if let Some(old) = self.entries.remove(&id) {
-            self.forget(&old);
-        }
         let bucket = entry.ticket.bucket;
         let in_random = entry.ticket.random_ok(now);
-        if in_random {
-            self.push(QueueKey::Random(bucket), id, front);
-        } else if let Some(from) = entry.ticket.random_from {
-            self.fallbacks.push(Reverse((from, id)));
-        }
-        for tag in entry.ticket.interests.tags() {
-            self.push(QueueKey::Interest(bucket, Tag::clone(tag)), id, front);
-        }
-        self.entries.insert(
+        let fallback = entry.ticket.random_from.filter(|_| !in_random);
+        let interests = entry.ticket.interests.clone();
+        // One probe of the (large) index: insert, then undo a replaced entry's slots (rare;
+        // ids are unique per wait).
+        let replaced = self.entries.insert(
             id,
             Slot {
                 waiting: entry,
                 in_random,
             },
         );
+        if let Some(old) = replaced {
+            self.forget(&old);
+        }
+        if in_random {
+            self.push(QueueKey::Random(bucket), id, front);
+        } else if let Some(from) = fallback {
+            self.fallbacks.push(Reverse((from, id)));
+        }
+        for tag in interests.tags() {
+            self.push(QueueKey::Interest(bucket, Tag::clone(tag)), id, front);
+        }
         self.check_invariant();
     }
 
     fn push(&mut self, key: QueueKey, id: TicketId, front: bool) {
-        let queue = match self.queues.entry(key) {
-            Entry::Occupied(found) => {
-                let queue = found.into_mut();
-                if queue.live == 0 {
-                    self.empty_queues -= 1;
-                }
-                queue
-            }
-            Entry::Vacant(slot) => slot.insert(Queue {
-                order: VecDeque::new(),
-                live: 0,
-            }),
+        let fresh = || Queue {
+            order: VecDeque::new(),
+            live: 0,
+            counted_empty: false,
         };
+        let queue = match key {
+            QueueKey::Random(bucket) => match self.random.entry(bucket) {
+                Entry::Occupied(found) => found.into_mut(),
+                Entry::Vacant(slot) => slot.insert(fresh()),
+            },
+            QueueKey::Interest(bucket, tag) => match self.by_interest.entry((bucket, tag)) {
+                Entry::Occupied(found) => found.into_mut(),
+                Entry::Vacant(slot) => slot.insert(fresh()),
+            },
+        };
+        debug_assert!(
+            queue.live > 0 || queue.order.is_empty(),
+            "tombstones in an empty queue"
+        );
+        if queue.live == 0 && queue.counted_empty {
+            queue.counted_empty = false;
+            self.empty_queues -= 1;
+        }
         if front {
             queue.order.push_front(id);
         } else {
@@ -237,28 +261,40 @@ impl<T> WaitingPool<T> {
     }
 
     /// Visits up to `SCAN_LIMIT` live tickets of a queue from the front, until `visit`
-    /// returns `false`; drops tombstones found at the front on the way.
+    /// returns `false`. The tombstones it walks over are dropped as it goes (the scanned
+    /// front is rewritten with the live ids only), so each tombstone costs one look, however
+    /// many scans pass that way: a user paired through one interest leaves tombstones in the
+    /// middle of its other interests' queues, and skipping them again on every arrival was
+    /// most of the cost of the preferences benchmark.
     fn scan(&mut self, key: &QueueKey, mut visit: impl FnMut(&TicketInfo) -> bool) {
-        let Some(queue) = self.queues.get_mut(key) else {
+        let queue = match key {
+            QueueKey::Random(bucket) => self.random.get_mut(bucket),
+            QueueKey::Interest(bucket, tag) => {
+                self.by_interest.get_mut(&(*bucket, Tag::clone(tag)))
+            }
+        };
+        let Some(queue) = queue else {
             return;
         };
-        let mut seen = 0;
+        let kept = &mut self.scratch;
+        kept.clear();
         let mut position = 0;
-        while position < queue.order.len() && seen < SCAN_LIMIT {
+        while position < queue.order.len() && kept.len() < SCAN_LIMIT {
             let id = queue.order[position];
+            position += 1;
             let Some(slot) = self.entries.get(&id) else {
-                if position == 0 {
-                    queue.order.pop_front();
-                } else {
-                    position += 1;
-                }
                 continue;
             };
-            seen += 1;
+            kept.push(id);
             if !visit(&slot.waiting.ticket) {
-                return;
+                break;
             }
-            position += 1;
+        }
+        if kept.len() < position {
+            queue.order.drain(..position);
+            for id in kept.iter().rev() {
+                queue.order.push_front(*id);
+            }
         }
     }
 
@@ -279,7 +315,11 @@ impl<T> WaitingPool<T> {
     /// Drops `id`'s slot in one queue: popped when at the front, else left as a tombstone
     /// and compacted away once tombstones outnumber the living.
     fn forget_slot(&mut self, key: QueueKey, id: TicketId) {
-        let Some(queue) = self.queues.get_mut(&key) else {
+        let queue = match key {
+            QueueKey::Random(bucket) => self.random.get_mut(&bucket),
+            QueueKey::Interest(bucket, tag) => self.by_interest.get_mut(&(bucket, tag)),
+        };
+        let Some(queue) = queue else {
             return;
         };
         queue.live -= 1;
@@ -288,9 +328,12 @@ impl<T> WaitingPool<T> {
         }
         if queue.live == 0 {
             queue.order.clear();
+            queue.counted_empty = true;
             self.empty_queues += 1;
-            if self.empty_queues > 1024 && self.empty_queues * 2 > self.queues.len() {
-                self.queues.retain(|_, q| q.live > 0);
+            let total = self.random.len() + self.by_interest.len();
+            if self.empty_queues > 1024 && self.empty_queues * 2 > total {
+                self.random.retain(|_, q| q.live > 0);
+                self.by_interest.retain(|_, q| q.live > 0);
                 self.empty_queues = 0;
             }
         } else if queue.order.len() > 2 * queue.live + 32 {
@@ -303,9 +346,10 @@ impl<T> WaitingPool<T> {
     fn check_invariant(&self) {
         #[cfg(debug_assertions)]
         if self.entries.len() < 4096 {
-            let empty = self.queues.values().filter(|q| q.live == 0).count();
+            let queues = || self.random.values().chain(self.by_interest.values());
+            let empty = queues().filter(|q| q.live == 0).count();
             assert_eq!(empty, self.empty_queues, "empty queue count");
-            for (key, queue) in &self.queues {
+            for queue in queues() {
                 // A candidate put back at the front may also sit further back as a
                 // tombstone of its earlier slot: count ids, not positions.
                 let live = queue
@@ -314,10 +358,10 @@ impl<T> WaitingPool<T> {
                     .filter(|id| self.entries.contains_key(id))
                     .collect::<std::collections::HashSet<_>>()
                     .len();
-                assert_eq!(live, queue.live, "live count of {key:?}");
+                assert_eq!(live, queue.live, "live count");
                 assert!(
                     queue.live > 0 || queue.order.is_empty(),
-                    "tombstones in {key:?}"
+                    "tombstones in an empty queue"
                 );
             }
             let slots: usize = self
@@ -325,7 +369,7 @@ impl<T> WaitingPool<T> {
                 .values()
                 .map(|s| s.waiting.ticket.interests.tags().len() + s.in_random as usize)
                 .sum();
-            let live: usize = self.queues.values().map(|q| q.live).sum();
+            let live: usize = queues().map(|q| q.live).sum();
             assert_eq!(slots, live, "every entry sits in exactly its queues");
         }
     }
@@ -453,7 +497,7 @@ mod tests {
             pool.insert(ticket(n, Mode::Text, now), now);
             pool.remove(TicketId(n));
         }
-        let queue = &pool.queues[&QueueKey::Random(bucket(Mode::Text))];
+        let queue = &pool.random[&bucket(Mode::Text)];
         assert!(
             queue.order.len() <= 2 * queue.live + 33,
             "{}",
