@@ -34,15 +34,34 @@ enum QueueKey {
     Interest(BucketKey, Tag),
 }
 
+/// Where an entry lives in the slab, and which occupant of that place: queues hold handles,
+/// and a handle whose place has since been freed or reused is a tombstone. Checking one is an
+/// index into a vector, not a hash probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Handle {
+    index: u32,
+    generation: u32,
+}
+
 /// One queue.
 #[derive(Debug)]
 struct Queue {
-    /// Ticket ids in arrival order; ids no longer in the index are tombstones.
-    order: VecDeque<TicketId>,
-    /// How many ids in `order` are live, to know when to compact.
+    /// Handles in arrival order; stale ones are tombstones.
+    order: VecDeque<Handle>,
+    /// How many handles in `order` are live, to know when to compact.
     live: usize,
     /// Whether this queue is counted in `empty_queues` (emptied, kept for reuse).
     counted_empty: bool,
+}
+
+impl Queue {
+    fn new() -> Self {
+        Self {
+            order: VecDeque::new(),
+            live: 0,
+            counted_empty: false,
+        }
+    }
 }
 
 /// A waiting user and whether it sits in the random queue.
@@ -52,10 +71,84 @@ struct Slot<T> {
     in_random: bool,
 }
 
+/// One place of the slab.
+#[derive(Debug)]
+struct Place<T> {
+    generation: u32,
+    occupant: Option<Slot<T>>,
+}
+
+/// The entries, in a vector with reused places: a large pool's index then maps ids to small
+/// handles, and entries never move when the index grows.
+#[derive(Debug)]
+struct Slab<T> {
+    places: Vec<Place<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Self {
+            places: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    fn insert(&mut self, slot: Slot<T>) -> Handle {
+        match self.free.pop() {
+            Some(index) => {
+                let place = &mut self.places[index as usize];
+                place.occupant = Some(slot);
+                Handle {
+                    index,
+                    generation: place.generation,
+                }
+            }
+            None => {
+                let index = u32::try_from(self.places.len()).expect("fewer than 2^32 waiting");
+                self.places.push(Place {
+                    generation: 0,
+                    occupant: Some(slot),
+                });
+                Handle {
+                    index,
+                    generation: 0,
+                }
+            }
+        }
+    }
+
+    fn get(&self, handle: Handle) -> Option<&Slot<T>> {
+        let place = self.places.get(handle.index as usize)?;
+        if place.generation == handle.generation {
+            place.occupant.as_ref()
+        } else {
+            None
+        }
+    }
+
+    fn remove(&mut self, handle: Handle) -> Option<Slot<T>> {
+        let place = self.places.get_mut(handle.index as usize)?;
+        if place.generation != handle.generation {
+            return None;
+        }
+        let slot = place.occupant.take()?;
+        place.generation = place.generation.wrapping_add(1);
+        self.free.push(handle.index);
+        Some(slot)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Slot<T>> {
+        self.places.iter().filter_map(|p| p.occupant.as_ref())
+    }
+}
+
 /// All waiting users of one shard. `T` is the driver's payload per entry.
 #[derive(Debug)]
 pub struct WaitingPool<T> {
-    entries: HashMap<TicketId, Slot<T>, FastBuild>,
+    slab: Slab<T>,
+    /// Ticket id to its place, for withdrawals and fallbacks.
+    index: HashMap<TicketId, Handle, FastBuild>,
     /// The random queue of each bucket. Kept apart from the interest queues so that the
     /// busiest path (users without interests) hashes and stores only a 16-byte key.
     random: HashMap<BucketKey, Queue, FastBuild>,
@@ -69,7 +162,7 @@ pub struct WaitingPool<T> {
     /// meanwhile are skipped when they come up.
     fallbacks: BinaryHeap<Reverse<(Instant, TicketId)>>,
     /// Reused by `scan` to rewrite a queue's front without the tombstones it walked over.
-    scratch: Vec<TicketId>,
+    scratch: Vec<Handle>,
 }
 
 impl<T> Default for WaitingPool<T> {
@@ -82,7 +175,8 @@ impl<T> WaitingPool<T> {
     /// An empty pool.
     pub fn new() -> Self {
         Self {
-            entries: HashMap::default(),
+            slab: Slab::new(),
+            index: HashMap::default(),
             random: HashMap::default(),
             by_interest: HashMap::default(),
             empty_queues: 0,
@@ -93,22 +187,22 @@ impl<T> WaitingPool<T> {
 
     /// Waiting users.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
 
     /// Whether nobody waits.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.is_empty()
     }
 
     /// Whether this ticket waits here.
     pub fn contains(&self, id: TicketId) -> bool {
-        self.entries.contains_key(&id)
+        self.index.contains_key(&id)
     }
 
     /// The tickets waiting here (for checks and tests; not for the hot path).
     pub fn tickets(&self) -> impl Iterator<Item = &TicketInfo> {
-        self.entries.values().map(|slot| &slot.waiting.ticket)
+        self.slab.iter().map(|slot| &slot.waiting.ticket)
     }
 
     /// Adds a user at the back of its queues. A ticket id already present is replaced.
@@ -129,65 +223,67 @@ impl<T> WaitingPool<T> {
         let in_random = entry.ticket.random_ok(now);
         let fallback = entry.ticket.random_from.filter(|_| !in_random);
         let interests = entry.ticket.interests.clone();
-        // One probe of the (large) index: insert, then undo a replaced entry's slots (rare;
-        // ids are unique per wait).
-        let replaced = self.entries.insert(
-            id,
-            Slot {
-                waiting: entry,
-                in_random,
-            },
-        );
-        if let Some(old) = replaced {
-            self.forget(&old);
+        let handle = self.slab.insert(Slot {
+            waiting: entry,
+            in_random,
+        });
+        if let Some(old) = self.index.insert(id, handle) {
+            // Replaced (rare; ids are unique per wait): its old slots become tombstones.
+            if let Some(slot) = self.slab.remove(old) {
+                self.forget(&slot, old);
+            }
         }
         if in_random {
-            self.push(QueueKey::Random(bucket), id, front);
+            self.push(QueueKey::Random(bucket), handle, front);
         } else if let Some(from) = fallback {
             self.fallbacks.push(Reverse((from, id)));
         }
         for tag in interests.tags() {
-            self.push(QueueKey::Interest(bucket, Tag::clone(tag)), id, front);
+            self.push(QueueKey::Interest(bucket, Tag::clone(tag)), handle, front);
         }
         self.check_invariant();
     }
 
-    fn push(&mut self, key: QueueKey, id: TicketId, front: bool) {
-        let fresh = || Queue {
-            order: VecDeque::new(),
-            live: 0,
-            counted_empty: false,
-        };
+    fn push(&mut self, key: QueueKey, handle: Handle, front: bool) {
         let queue = match key {
             QueueKey::Random(bucket) => match self.random.entry(bucket) {
                 Entry::Occupied(found) => found.into_mut(),
-                Entry::Vacant(slot) => slot.insert(fresh()),
+                Entry::Vacant(place) => place.insert(Queue::new()),
             },
             QueueKey::Interest(bucket, tag) => match self.by_interest.entry((bucket, tag)) {
                 Entry::Occupied(found) => found.into_mut(),
-                Entry::Vacant(slot) => slot.insert(fresh()),
+                Entry::Vacant(place) => place.insert(Queue::new()),
             },
         };
-        debug_assert!(
-            queue.live > 0 || queue.order.is_empty(),
-            "tombstones in an empty queue"
-        );
-        if queue.live == 0 && queue.counted_empty {
+        if queue.counted_empty {
             queue.counted_empty = false;
             self.empty_queues -= 1;
         }
         if front {
-            queue.order.push_front(id);
+            queue.order.push_front(handle);
         } else {
-            queue.order.push_back(id);
+            queue.order.push_back(handle);
         }
         queue.live += 1;
     }
 
     /// Removes a user who stopped waiting; `None` if it was not here.
     pub fn remove(&mut self, id: TicketId) -> Option<Waiting<T>> {
-        let slot = self.entries.remove(&id)?;
-        self.forget(&slot);
+        let handle = self.index.remove(&id)?;
+        let slot = self
+            .slab
+            .remove(handle)
+            .expect("indexed entries are in the slab");
+        self.forget(&slot, handle);
+        self.check_invariant();
+        Some(slot.waiting)
+    }
+
+    /// Removes the entry at `handle` (found live by a scan).
+    fn remove_at(&mut self, handle: Handle) -> Option<Waiting<T>> {
+        let slot = self.slab.remove(handle)?;
+        self.index.remove(&slot.waiting.ticket.id);
+        self.forget(&slot, handle);
         self.check_invariant();
         Some(slot.waiting)
     }
@@ -200,8 +296,11 @@ impl<T> WaitingPool<T> {
                 return None;
             }
             self.fallbacks.pop();
-            if self.entries.get(&id).is_some_and(|slot| !slot.in_random) {
-                return self.remove(id);
+            let Some(&handle) = self.index.get(&id) else {
+                continue;
+            };
+            if self.slab.get(handle).is_some_and(|slot| !slot.in_random) {
+                return self.remove_at(handle);
             }
         }
         None
@@ -217,17 +316,17 @@ impl<T> WaitingPool<T> {
     /// Filters are mutual: a candidate is taken only if each side accepts the other. The
     /// newcomer itself is not added.
     pub fn take_partner(&mut self, ticket: &TicketInfo, now: Instant) -> Option<Waiting<T>> {
-        let mut best: Option<(TicketId, usize, Instant)> = None;
-        let mut recent: Option<TicketId> = None;
+        let mut best: Option<(Handle, usize, Instant)> = None;
+        let mut recent: Option<Handle> = None;
         for tag in ticket.interests.tags() {
             let key = QueueKey::Interest(ticket.bucket, Tag::clone(tag));
             let mut compared = 0;
-            self.scan(&key, |candidate| {
+            self.scan(&key, |handle, candidate| {
                 if candidate.session == ticket.session || !ticket.filters_accept(candidate) {
                     return true;
                 }
                 if ticket.recently_met(candidate) {
-                    recent.get_or_insert(candidate.id);
+                    recent.get_or_insert(handle);
                     return true;
                 }
                 let overlap = ticket.interests.overlap_count(&candidate.interests);
@@ -236,37 +335,37 @@ impl<T> WaitingPool<T> {
                     Some((_, o, since)) => overlap > o || (overlap == o && candidate.since < since),
                 };
                 if better {
-                    best = Some((candidate.id, overlap, candidate.since));
+                    best = Some((handle, overlap, candidate.since));
                 }
                 compared += 1;
                 compared < CANDIDATES_PER_TAG
             });
         }
-        let mut chosen = best.map(|(id, _, _)| id);
+        let mut chosen = best.map(|(handle, _, _)| handle);
         if chosen.is_none() && ticket.random_ok(now) {
-            self.scan(&QueueKey::Random(ticket.bucket), |candidate| {
+            self.scan(&QueueKey::Random(ticket.bucket), |handle, candidate| {
                 if candidate.session == ticket.session || !ticket.filters_accept(candidate) {
                     return true;
                 }
                 if ticket.recently_met(candidate) {
-                    recent.get_or_insert(candidate.id);
+                    recent.get_or_insert(handle);
                     return true;
                 }
-                chosen = Some(candidate.id);
+                chosen = Some(handle);
                 false
             });
         }
-        let id = chosen.or(recent)?;
-        self.remove(id)
+        let handle = chosen.or(recent)?;
+        self.remove_at(handle)
     }
 
     /// Visits up to `SCAN_LIMIT` live tickets of a queue from the front, until `visit`
     /// returns `false`. The tombstones it walks over are dropped as it goes (the scanned
-    /// front is rewritten with the live ids only), so each tombstone costs one look, however
-    /// many scans pass that way: a user paired through one interest leaves tombstones in the
-    /// middle of its other interests' queues, and skipping them again on every arrival was
-    /// most of the cost of the preferences benchmark.
-    fn scan(&mut self, key: &QueueKey, mut visit: impl FnMut(&TicketInfo) -> bool) {
+    /// front is rewritten with the live handles only), so each tombstone costs one look,
+    /// however many scans pass that way: a user paired through one interest leaves
+    /// tombstones in the middle of its other interests' queues, and skipping them again on
+    /// every arrival was most of the cost of the preferences benchmark.
+    fn scan(&mut self, key: &QueueKey, mut visit: impl FnMut(Handle, &TicketInfo) -> bool) {
         let queue = match key {
             QueueKey::Random(bucket) => self.random.get_mut(bucket),
             QueueKey::Interest(bucket, tag) => {
@@ -280,41 +379,38 @@ impl<T> WaitingPool<T> {
         kept.clear();
         let mut position = 0;
         while position < queue.order.len() && kept.len() < SCAN_LIMIT {
-            let id = queue.order[position];
+            let handle = queue.order[position];
             position += 1;
-            let Some(slot) = self.entries.get(&id) else {
+            let Some(slot) = self.slab.get(handle) else {
                 continue;
             };
-            kept.push(id);
-            if !visit(&slot.waiting.ticket) {
+            kept.push(handle);
+            if !visit(handle, &slot.waiting.ticket) {
                 break;
             }
         }
         if kept.len() < position {
             queue.order.drain(..position);
-            for id in kept.iter().rev() {
-                queue.order.push_front(*id);
+            for handle in kept.iter().rev() {
+                queue.order.push_front(*handle);
             }
         }
     }
 
     /// Drops a removed entry's slots from its queues.
-    fn forget(&mut self, slot: &Slot<T>) {
+    fn forget(&mut self, slot: &Slot<T>, handle: Handle) {
         let ticket = &slot.waiting.ticket;
         if slot.in_random {
-            self.forget_slot(QueueKey::Random(ticket.bucket), ticket.id);
+            self.forget_slot(QueueKey::Random(ticket.bucket), handle);
         }
         for tag in ticket.interests.tags() {
-            self.forget_slot(
-                QueueKey::Interest(ticket.bucket, Tag::clone(tag)),
-                ticket.id,
-            );
+            self.forget_slot(QueueKey::Interest(ticket.bucket, Tag::clone(tag)), handle);
         }
     }
 
-    /// Drops `id`'s slot in one queue: popped when at the front, else left as a tombstone
-    /// and compacted away once tombstones outnumber the living.
-    fn forget_slot(&mut self, key: QueueKey, id: TicketId) {
+    /// Drops `handle`'s slot in one queue: popped when at the front, else left as a
+    /// tombstone and compacted away once tombstones outnumber the living.
+    fn forget_slot(&mut self, key: QueueKey, handle: Handle) {
         let queue = match key {
             QueueKey::Random(bucket) => self.random.get_mut(&bucket),
             QueueKey::Interest(bucket, tag) => self.by_interest.get_mut(&(bucket, tag)),
@@ -323,7 +419,7 @@ impl<T> WaitingPool<T> {
             return;
         };
         queue.live -= 1;
-        if queue.order.front() == Some(&id) {
+        if queue.order.front() == Some(&handle) {
             queue.order.pop_front();
         }
         if queue.live == 0 {
@@ -337,36 +433,43 @@ impl<T> WaitingPool<T> {
                 self.empty_queues = 0;
             }
         } else if queue.order.len() > 2 * queue.live + 32 {
-            let entries = &self.entries;
-            queue.order.retain(|id| entries.contains_key(id));
+            let slab = &self.slab;
+            queue.order.retain(|h| slab.get(*h).is_some());
         }
     }
 
-    /// Debug builds check the index and the queues agree after every change.
+    /// Debug builds check the index, the slab and the queues agree after every change.
     fn check_invariant(&self) {
         #[cfg(debug_assertions)]
-        if self.entries.len() < 4096 {
+        if self.index.len() < 4096 {
+            assert_eq!(
+                self.slab.iter().count(),
+                self.index.len(),
+                "slab and index agree"
+            );
+            for (id, handle) in &self.index {
+                let slot = self.slab.get(*handle).expect("indexed entries are live");
+                assert_eq!(slot.waiting.ticket.id, *id, "index points at its ticket");
+            }
             let queues = || self.random.values().chain(self.by_interest.values());
-            let empty = queues().filter(|q| q.live == 0).count();
+            let empty = queues().filter(|q| q.counted_empty).count();
             assert_eq!(empty, self.empty_queues, "empty queue count");
             for queue in queues() {
-                // A candidate put back at the front may also sit further back as a
-                // tombstone of its earlier slot: count ids, not positions.
                 let live = queue
                     .order
                     .iter()
-                    .filter(|id| self.entries.contains_key(id))
-                    .collect::<std::collections::HashSet<_>>()
-                    .len();
+                    .filter(|h| self.slab.get(**h).is_some())
+                    .count();
                 assert_eq!(live, queue.live, "live count");
                 assert!(
                     queue.live > 0 || queue.order.is_empty(),
                     "tombstones in an empty queue"
                 );
+                assert_eq!(queue.counted_empty, queue.live == 0, "empty flag");
             }
             let slots: usize = self
-                .entries
-                .values()
+                .slab
+                .iter()
                 .map(|s| s.waiting.ticket.interests.tags().len() + s.in_random as usize)
                 .sum();
             let live: usize = queues().map(|q| q.live).sum();
