@@ -110,6 +110,7 @@ fn ticket(id: u64, bucket: BucketKey, now: Instant, link: &Arc<dyn SessionLink>)
             link: Arc::clone(link),
         },
         public: PartnerInfo {
+            college: None,
             country: "ZZ".into(),
         },
     }

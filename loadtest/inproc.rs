@@ -330,6 +330,7 @@ impl Driver {
                     me,
                     PartnerInfo {
                         country: "ZZ".into(),
+                        college: None,
                     },
                 ),
                 wait_from: now,

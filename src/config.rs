@@ -75,6 +75,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TANDEM_MAX_INTEREST_WAIT", default_value = "60s", value_parser = parse_duration)]
     pub max_interest_wait: Duration,
 
+    /// The secret that entitlements (premium features: gender filter, college mode) are
+    /// signed with (HMAC-SHA256). Without it, `want_gender` and `college` are refused.
+    /// Prefer the environment variable to keep it out of process listings.
+    #[arg(long, env = "TANDEM_ENTITLEMENT_SECRET", hide_env_values = true)]
+    pub entitlement_secret: Option<String>,
+
     /// On SIGTERM or Ctrl-C: how long connected users get to be told and closed before the
     /// node exits regardless.
     #[arg(long, env = "TANDEM_SHUTDOWN_GRACE", default_value = "3s", value_parser = parse_duration)]
@@ -118,6 +124,10 @@ impl ServeArgs {
             ice_servers,
             country_header: self.country_header.clone(),
             max_interest_wait: self.max_interest_wait,
+            entitlements: self
+                .entitlement_secret
+                .as_ref()
+                .map(|s| std::sync::Arc::new(crate::entitlement::EntitlementKey::new(s))),
             ..SessionSettings::default()
         }
     }

@@ -11,6 +11,7 @@
 
 pub mod bus;
 pub mod config;
+pub mod entitlement;
 pub mod gateway;
 pub mod ids;
 /// The load generator lives outside src/ (it is a tool, not part of a node) yet needs the

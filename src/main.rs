@@ -41,8 +41,39 @@ struct Cli {
 enum Command {
     /// Run a node: WebSocket at /ws, health at /healthz, metrics at /metrics, a page at /.
     Serve(ServeArgs),
+    /// Entitlements for premium preferences (gender filter, college mode).
+    #[command(subcommand)]
+    Entitlement(EntitlementCommand),
     /// Drive a node with simulated users and report what they experienced.
     Loadtest(tandem::loadtest::LoadtestArgs),
+}
+
+#[derive(Subcommand)]
+enum EntitlementCommand {
+    /// Mint a signed entitlement token and print it (give it to the user's client, which
+    /// sends it in `join.entitlement`).
+    Issue {
+        /// The secret the nodes run with (`--entitlement-secret`).
+        #[arg(long, env = "TANDEM_ENTITLEMENT_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Features to grant: gender_filter, college (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        features: Vec<String>,
+        /// The verified college domain, for `college`.
+        #[arg(long)]
+        college: Option<String>,
+        /// How long the token is valid.
+        #[arg(long, default_value = "30d", value_parser = parse_days)]
+        ttl: std::time::Duration,
+    },
+}
+
+/// Durations for tokens: `30d`, `12h`, or anything `tandem serve` takes.
+fn parse_days(text: &str) -> Result<std::time::Duration, String> {
+    match text.strip_suffix('d').map(str::parse::<u64>) {
+        Some(Ok(days)) => Ok(std::time::Duration::from_secs(days * 86_400)),
+        _ => tandem::config::parse_duration(text),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +81,32 @@ fn main() -> anyhow::Result<()> {
     init_tracing(cli.log_json);
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Entitlement(EntitlementCommand::Issue {
+            secret,
+            features,
+            college,
+            ttl,
+        }) => {
+            use tandem::entitlement::{unix_now, Claims, EntitlementKey, Feature};
+            let features = features
+                .iter()
+                .map(|f| match f.as_str() {
+                    "gender_filter" => Ok(Feature::GenderFilter),
+                    "college" => Ok(Feature::College),
+                    other => Err(anyhow::anyhow!("unknown feature `{other}`")),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if features.contains(&Feature::College) && college.is_none() {
+                anyhow::bail!("--features college needs --college DOMAIN");
+            }
+            let claims = Claims {
+                exp: unix_now() + ttl.as_secs(),
+                features,
+                college,
+            };
+            println!("{}", EntitlementKey::new(secret).sign(&claims));
+            Ok(())
+        }
         Command::Loadtest(args) => loadtest(args),
     }
 }

@@ -38,6 +38,9 @@ pub struct SessionSettings {
     pub default_interest_wait: Duration,
     /// The longest `interest_wait_ms` a `join` may ask for.
     pub max_interest_wait: Duration,
+    /// Verifies entitlements (`--entitlement-secret`); without it no premium feature is
+    /// granted.
+    pub entitlements: Option<Arc<crate::entitlement::EntitlementKey>>,
 }
 
 impl Default for SessionSettings {
@@ -51,6 +54,7 @@ impl Default for SessionSettings {
             country_header: None,
             default_interest_wait: Duration::from_secs(5),
             max_interest_wait: Duration::from_secs(60),
+            entitlements: None,
         }
     }
 }

@@ -63,7 +63,7 @@ async fn malformed_frames_get_typed_errors_and_the_connection_survives() {
     refused(
         &mut c,
         r#"{"type":"join","adult":true,"want_gender":["f"]}"#,
-        ErrorCode::Unsupported,
+        ErrorCode::EntitlementRequired,
     )
     .await;
     server.shutdown().await.unwrap();

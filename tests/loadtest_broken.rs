@@ -113,6 +113,7 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
                                     common_interests: Vec::new(),
                                     partner: PartnerInfo {
                                         country: "ZZ".into(),
+                                        college: None,
                                     },
                                 }));
                             }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use tandem::ids::{ChatId, SessionId};
-use tandem::matching::{Country, CountryFilter, Interests, Lang, Mode, Preferences, TicketInfo};
+use tandem::matching::{
+    Country, CountryFilter, Gender, GenderFilter, Interests, Lang, Mode, Preferences, TicketInfo,
+};
 use tandem::protocol::{EndReason, PartnerInfo, ServerMsg};
 use tandem::session::{ChatInput, Effect, Peer, Phase, SessionCore, SessionEvent, SessionLink};
 use tandem::shard::{Matchmaker, Ticket};
@@ -29,7 +31,7 @@ impl SessionLink for Link {
 }
 
 enum ShardOp {
-    Place(Ticket),
+    Place(Box<Ticket>),
     Withdraw(tandem::ids::TicketId),
 }
 
@@ -44,6 +46,12 @@ enum Op {
         interests_only: bool,
         /// Accept partners from this country only.
         filter: Option<usize>,
+        /// Declared gender (index into m, f, x) and the genders accepted (bits).
+        gender: Option<usize>,
+        want_gender: u8,
+        /// College mode at one of two colleges, and whether only the same one.
+        college: Option<usize>,
+        same_college: bool,
     },
     /// Let time pass (interest waits run out) and let the shard tick.
     Advance(u64),
@@ -75,15 +83,30 @@ fn op() -> impl Strategy<Value = Op> {
             0u8..8,
             proptest::bool::weighted(0.2),
             proptest::option::weighted(0.3, 0..COUNTRIES.len()),
+            (
+                proptest::option::weighted(0.7, 0..3usize),
+                prop_oneof![3 => Just(0u8), 1 => 1u8..8],
+                proptest::option::weighted(0.2, 0..2usize),
+                any::<bool>(),
+            ),
         )
-            .prop_map(|(user, video, reroll, interests, interests_only, filter)| Op::Join {
-                user,
-                video,
-                reroll,
-                interests,
-                interests_only,
-                filter,
-            }),
+            .prop_map(
+                |(user, video, reroll, interests, interests_only, filter, extra)| {
+                    let (gender, want_gender, college, same_college) = extra;
+                    Op::Join {
+                        user,
+                        video,
+                        reroll,
+                        interests,
+                        interests_only,
+                        filter,
+                        gender,
+                        want_gender,
+                        college,
+                        same_college,
+                    }
+                },
+            ),
         1 => (0u64..3000).prop_map(Op::Advance),
         2 => user.clone().prop_map(Op::Next),
         1 => user.clone().prop_map(Op::Leave),
@@ -125,7 +148,8 @@ impl World {
                 SessionCore::new(
                     peer,
                     PartnerInfo {
-                        country: "ZZ".into(),
+                        country: country_of(user).to_string(),
+                        college: None,
                     },
                 )
             })
@@ -157,7 +181,7 @@ impl World {
                 }
                 Effect::Place(ticket) => {
                     self.last_ticket[user] = Some(ticket.info.clone());
-                    self.shard.push_back(ShardOp::Place(ticket))
+                    self.shard.push_back(ShardOp::Place(Box::new(ticket)))
                 }
                 Effect::Withdraw { ticket, .. } => self.shard.push_back(ShardOp::Withdraw(ticket)),
                 Effect::Notify { to, event } => to.send(event),
@@ -178,6 +202,10 @@ impl World {
                 interests,
                 interests_only,
                 filter,
+                gender,
+                want_gender,
+                college,
+                same_college,
             } if !self.closed[user] => {
                 let mode = if video { Mode::Video } else { Mode::Text };
                 let mut prefs = Preferences::random(mode, Lang::EN, reroll);
@@ -189,6 +217,15 @@ impl World {
                 prefs.interests_only = interests_only;
                 prefs.interest_wait = INTEREST_WAIT;
                 prefs.countries = CountryFilter::new(filter.map(country_of).into_iter().collect());
+                const GENDERS: [Gender; 3] = [Gender::M, Gender::F, Gender::X];
+                prefs.gender = gender.map(|g| GENDERS[g]);
+                prefs.want_gender = GenderFilter::of(
+                    (0..3)
+                        .filter(|i| want_gender & (1 << i) != 0)
+                        .map(|i| GENDERS[i]),
+                );
+                prefs.college = college.map(|c| ["mit.edu", "ox.ac.uk"][c].into());
+                prefs.same_college = college.is_some() && same_college;
                 self.users[user].join(prefs, now, &mut out);
                 self.apply(user, out);
             }
@@ -224,7 +261,7 @@ impl World {
             }
             Op::Deliver(None) => match self.shard.pop_front() {
                 Some(ShardOp::Place(ticket)) => {
-                    self.matchmaker.place(ticket, now);
+                    self.matchmaker.place(*ticket, now);
                 }
                 Some(ShardOp::Withdraw(ticket)) => {
                     self.matchmaker.withdraw(ticket);
@@ -391,7 +428,7 @@ impl World {
             );
             let (a, b) = (&sides[0].1, &sides[1].1);
             prop_assert_eq!(a.bucket, b.bucket, "mode and language are hard partitions");
-            prop_assert!(a.filters_accept(b), "country filters must be mutual");
+            prop_assert!(a.filters_accept(b), "filters must be mutual");
             let overlap = a.interests.overlap(&b.interests);
             prop_assert_eq!(&sides[0].2, &overlap, "common_interests is the overlap");
             prop_assert_eq!(&sides[1].2, &overlap, "both sides see the same overlap");

@@ -175,3 +175,137 @@ async fn invalid_preferences_get_typed_errors() {
     );
     server.shutdown().await.unwrap();
 }
+
+mod premium {
+    use super::*;
+    use tandem::entitlement::{unix_now, Claims, EntitlementKey, Feature};
+
+    const SECRET: &str = "test-entitlement-secret";
+
+    fn token(features: &[Feature], college: Option<&str>, ttl_secs: i64) -> String {
+        EntitlementKey::new(SECRET).sign(&Claims {
+            exp: (unix_now() as i64 + ttl_secs) as u64,
+            features: features.to_vec(),
+            college: college.map(str::to_owned),
+        })
+    }
+
+    fn premium_server() -> tandem::RunningServer {
+        start_server_with(tandem::config::ServeArgs {
+            entitlement_secret: Some(SECRET.into()),
+            ..test_args()
+        })
+    }
+
+    #[actix_rt::test]
+    async fn the_gender_filter_needs_a_valid_entitlement() {
+        let server = premium_server();
+        let mut c = Client::connect(server.addr).await;
+        let want = |entitlement: Option<String>| {
+            join_with(|j| {
+                j.gender = Some("f".into());
+                j.want_gender = tags(&["m"]);
+                j.entitlement = entitlement;
+            })
+        };
+        let forged = EntitlementKey::new("not-the-secret").sign(&Claims {
+            exp: unix_now() + 3600,
+            features: vec![Feature::GenderFilter],
+            college: None,
+        });
+        for attempt in [
+            None,
+            Some(forged),
+            Some(token(&[Feature::GenderFilter], None, -10)),
+            Some(token(&[Feature::College], Some("mit.edu"), 3600)),
+            Some("v1.garbage.garbage".to_string()),
+        ] {
+            c.send(&want(attempt)).await;
+            c.expect_error(ErrorCode::EntitlementRequired).await;
+        }
+        c.send(&join_with(|j| j.gender = Some("robot".into())))
+            .await;
+        c.expect_error(ErrorCode::InvalidValue).await;
+        c.send(&want(Some(token(&[Feature::GenderFilter], None, 3600))))
+            .await;
+        assert_eq!(c.recv().await, ServerMsg::Waiting);
+        server.shutdown().await.unwrap();
+    }
+
+    #[actix_rt::test]
+    async fn gender_filters_are_mutual() {
+        let server = premium_server();
+        let mut picky = Client::connect(server.addr).await;
+        let mut woman = Client::connect(server.addr).await;
+        let mut man = Client::connect(server.addr).await;
+        joined(
+            &mut picky,
+            join_with(|j| {
+                j.gender = Some("f".into());
+                j.want_gender = tags(&["m"]);
+                j.entitlement = Some(token(&[Feature::GenderFilter], None, 3600));
+            }),
+        )
+        .await;
+        joined(&mut woman, join_with(|j| j.gender = Some("f".into()))).await;
+        joined(&mut man, join_with(|j| j.gender = Some("m".into()))).await;
+        let chat = picky.matched().await.chat;
+        assert_eq!(man.matched().await.chat, chat);
+        assert!(
+            woman.drain().await.is_empty(),
+            "the woman was not what picky asked for"
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    #[actix_rt::test]
+    async fn college_users_meet_only_college_users_and_see_the_college() {
+        let server = premium_server();
+        let mut student = Client::connect(server.addr).await;
+        let mut plain = Client::connect(server.addr).await;
+        let mut other = Client::connect(server.addr).await;
+        let mut same = Client::connect(server.addr).await;
+        joined(
+            &mut student,
+            join_with(|j| {
+                j.college = true;
+                j.same_college = true;
+                j.entitlement = Some(token(&[Feature::College], Some("MIT.edu"), 3600));
+            }),
+        )
+        .await;
+        joined(&mut plain, join_with(|_| {})).await;
+        joined(
+            &mut other,
+            join_with(|j| {
+                j.college = true;
+                j.entitlement = Some(token(&[Feature::College], Some("ox.ac.uk"), 3600));
+            }),
+        )
+        .await;
+        joined(
+            &mut same,
+            join_with(|j| {
+                j.college = true;
+                j.entitlement = Some(token(&[Feature::College], Some("mit.edu"), 3600));
+            }),
+        )
+        .await;
+        let ms = student.matched().await;
+        let mm = same.matched().await;
+        assert_eq!(ms.chat, mm.chat);
+        assert_eq!(ms.partner.college.as_deref(), Some("mit.edu"));
+        assert_eq!(mm.partner.college.as_deref(), Some("mit.edu"));
+        // College mode without an entitlement, and same_college without college, are refused.
+        let mut c = Client::connect(server.addr).await;
+        c.send(&join_with(|j| j.college = true)).await;
+        c.expect_error(ErrorCode::EntitlementRequired).await;
+        c.send(&join_with(|j| j.same_college = true)).await;
+        c.expect_error(ErrorCode::InvalidValue).await;
+        // The plain user and the Oxford student (who does not insist on the same college
+        // but meets only college users) are still waiting.
+        assert!(plain.drain().await.is_empty());
+        assert!(other.drain().await.is_empty());
+        server.shutdown().await.unwrap();
+    }
+}

@@ -6,6 +6,7 @@
 //! entry on the hot path beyond the entry itself, or scan the pool.
 
 mod country;
+mod gender;
 mod hash;
 mod interests;
 mod pool;
@@ -13,6 +14,7 @@ mod prefs;
 mod ticket;
 
 pub use country::{Country, CountryFilter};
+pub use gender::{Gender, GenderFilter};
 pub use hash::FastHasher;
 pub use interests::{InterestError, Interests, Tag};
 pub use pool::{WaitingPool, SCAN_LIMIT};

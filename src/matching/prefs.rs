@@ -3,7 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Country, CountryFilter, InterestError, Interests};
+use std::sync::Arc;
+
+use super::{Country, CountryFilter, Gender, GenderFilter, InterestError, Interests, Tag};
+use crate::entitlement::{unix_now, EntitlementKey, Feature};
 use crate::protocol::{ErrorCode, Join};
 
 /// Text or video chat; a hard partition: the two never meet.
@@ -90,8 +93,12 @@ pub enum PrefError {
     BadCountry,
     #[error("interest_wait_ms must be at most {0}")]
     InterestWaitTooLong(u64),
-    #[error("{0} is not offered by this server yet")]
-    Unsupported(&'static str),
+    #[error("gender and want_gender take \"m\", \"f\" or \"x\"")]
+    BadGender,
+    #[error("same_college needs college: true")]
+    SameCollegeWithoutCollege,
+    #[error("{0}")]
+    EntitlementRequired(String),
 }
 
 impl PrefError {
@@ -104,15 +111,19 @@ impl PrefError {
             | Self::TooManyInterests
             | Self::InterestTooLong
             | Self::BadCountry
-            | Self::InterestWaitTooLong(_) => ErrorCode::InvalidValue,
-            Self::Unsupported(_) => ErrorCode::Unsupported,
+            | Self::InterestWaitTooLong(_)
+            | Self::BadGender
+            | Self::SameCollegeWithoutCollege => ErrorCode::InvalidValue,
+            Self::EntitlementRequired(_) => ErrorCode::EntitlementRequired,
         }
     }
 }
 
 /// What the server decides for a `join` the client left open, and the bounds it sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct JoinRules {
+    /// Verifies entitlements; without it no premium feature is granted.
+    pub entitlements: Option<Arc<EntitlementKey>>,
     /// From the connection's `Accept-Language`, else `en`.
     pub default_lang: Lang,
     /// `interest_wait_ms` when the client sends none.
@@ -124,6 +135,7 @@ pub struct JoinRules {
 impl Default for JoinRules {
     fn default() -> Self {
         Self {
+            entitlements: None,
             default_lang: Lang::EN,
             default_interest_wait: Duration::from_secs(5),
             max_interest_wait: Duration::from_secs(60),
@@ -145,6 +157,14 @@ pub struct Preferences {
     pub interest_wait: Duration,
     /// Partners' countries accepted.
     pub countries: CountryFilter,
+    /// Self-declared gender.
+    pub gender: Option<Gender>,
+    /// Partners' genders accepted (entitled).
+    pub want_gender: GenderFilter,
+    /// College mode: the verified college domain (entitled).
+    pub college: Option<Tag>,
+    /// College mode: the same college only.
+    pub same_college: bool,
 }
 
 impl Preferences {
@@ -158,6 +178,10 @@ impl Preferences {
             interests_only: false,
             interest_wait: Duration::ZERO,
             countries: CountryFilter::default(),
+            gender: None,
+            want_gender: GenderFilter::default(),
+            college: None,
+            same_college: false,
         }
     }
 
@@ -179,9 +203,62 @@ impl Preferences {
             None => default_lang,
             Some(text) => Lang::parse(text).ok_or(PrefError::BadLang)?,
         };
-        if !join.want_gender.is_empty() {
-            return Err(PrefError::Unsupported("the want_gender filter"));
+        let gender = match join.gender.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(Gender::parse(text).ok_or(PrefError::BadGender)?),
+        };
+        let want_gender = join
+            .want_gender
+            .iter()
+            .map(|g| Gender::parse(g))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(PrefError::BadGender)?;
+        if join.same_college && !join.college {
+            return Err(PrefError::SameCollegeWithoutCollege);
         }
+        // Premium features need a valid entitlement; only look at it when one is asked for.
+        let claims = if !want_gender.is_empty() || join.college {
+            let token = join.entitlement.as_deref().ok_or_else(|| {
+                PrefError::EntitlementRequired(
+                    "want_gender and college need an entitlement from the operator".into(),
+                )
+            })?;
+            let key = rules.entitlements.as_ref().ok_or_else(|| {
+                PrefError::EntitlementRequired(
+                    "this server grants no entitlements (no --entitlement-secret)".into(),
+                )
+            })?;
+            Some(
+                key.verify(token, unix_now())
+                    .map_err(|e| PrefError::EntitlementRequired(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        if !want_gender.is_empty()
+            && !claims
+                .as_ref()
+                .is_some_and(|c| c.grants(Feature::GenderFilter))
+        {
+            return Err(PrefError::EntitlementRequired(
+                "the entitlement does not grant the gender filter".into(),
+            ));
+        }
+        let college = if join.college {
+            let domain = claims
+                .as_ref()
+                .filter(|c| c.grants(Feature::College))
+                .and_then(|c| c.college.as_deref())
+                .ok_or_else(|| {
+                    PrefError::EntitlementRequired(
+                        "the entitlement does not grant college mode with a verified college"
+                            .into(),
+                    )
+                })?;
+            Some(Tag::from(domain.to_lowercase()))
+        } else {
+            None
+        };
         let interests = Interests::parse(&join.interests).map_err(|e| match e {
             InterestError::TooMany => PrefError::TooManyInterests,
             InterestError::TooLong => PrefError::InterestTooLong,
@@ -214,6 +291,10 @@ impl Preferences {
             interests_only: join.interests_only,
             interest_wait,
             countries: CountryFilter::new(countries),
+            gender,
+            want_gender: GenderFilter::of(want_gender),
+            college,
+            same_college: join.same_college,
         })
     }
 }
@@ -264,9 +345,10 @@ mod tests {
             want_gender: vec!["f".into()],
             ..base.clone()
         };
+        // Without an entitlement (and this server has no secret), never silently ignored.
         assert_eq!(
             Preferences::from_join(&gender, &rules).unwrap_err().code(),
-            ErrorCode::Unsupported
+            ErrorCode::EntitlementRequired
         );
         for bad in [
             vec!["DEU".to_string()],
@@ -292,7 +374,7 @@ mod tests {
         ));
         let french = JoinRules {
             default_lang: Lang::parse("fr").unwrap(),
-            ..rules
+            ..rules.clone()
         };
         let ok = Preferences::from_join(&base, &french).unwrap();
         assert_eq!((ok.mode, ok.lang.as_str()), (Mode::Text, "fr"));

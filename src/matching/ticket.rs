@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Country, CountryFilter, Interests, Lang, Mode};
+use super::{Country, CountryFilter, Gender, GenderFilter, Interests, Lang, Mode, Tag};
 use crate::ids::{SessionId, TicketId};
 
 /// A hard partition: users in different buckets are never paired. Within one, the pool keeps
@@ -89,6 +89,15 @@ pub struct TicketInfo {
     pub country: Country,
     /// The countries the user accepts partners from.
     pub countries: CountryFilter,
+    /// Self-declared gender, if any.
+    pub gender: Option<Gender>,
+    /// The genders the user accepts partners of (an entitled filter).
+    pub want_gender: GenderFilter,
+    /// In college mode: the user's verified college domain. College users meet only each
+    /// other.
+    pub college: Option<Tag>,
+    /// In college mode: only users of the same college.
+    pub same_college: bool,
 }
 
 impl TicketInfo {
@@ -104,6 +113,10 @@ impl TicketInfo {
             random_from: Some(since),
             country: Country::UNKNOWN,
             countries: CountryFilter::default(),
+            gender: None,
+            want_gender: GenderFilter::default(),
+            college: None,
+            same_college: false,
         }
     }
 
@@ -117,9 +130,19 @@ impl TicketInfo {
         self.random_from.is_some_and(|from| from <= now)
     }
 
-    /// Whether each side's filters accept the other (filters are mutual).
+    /// Whether each side's filters accept the other (filters are mutual): countries,
+    /// genders, and college mode (college users meet only college users, of the same
+    /// college when either asks).
     pub fn filters_accept(&self, other: &TicketInfo) -> bool {
-        self.countries.accepts(other.country) && other.countries.accepts(self.country)
+        self.countries.accepts(other.country)
+            && other.countries.accepts(self.country)
+            && self.want_gender.accepts(other.gender)
+            && other.want_gender.accepts(self.gender)
+            && match (&self.college, &other.college) {
+                (None, None) => true,
+                (Some(a), Some(b)) => !(self.same_college || other.same_college) || a == b,
+                _ => false,
+            }
     }
 
     /// Whether the two may be paired at `now`: same bucket, filters mutual, and a shared

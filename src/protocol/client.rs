@@ -73,4 +73,13 @@ pub struct Join {
     /// (default 5,000; at most the server's bound).
     #[serde(default)]
     pub interest_wait_ms: Option<u64>,
+    /// An operator-signed token granting premium features (`want_gender`, `college`).
+    #[serde(default)]
+    pub entitlement: Option<String>,
+    /// College mode: meet only users of verified colleges (needs an entitlement).
+    #[serde(default)]
+    pub college: bool,
+    /// College mode: meet only users of the same college.
+    #[serde(default)]
+    pub same_college: bool,
 }

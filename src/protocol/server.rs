@@ -105,6 +105,9 @@ pub struct Matched {
 pub struct PartnerInfo {
     /// ISO 3166-1 alpha-2 country, `ZZ` when unknown.
     pub country: String,
+    /// In college mode: the partner's verified college domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub college: Option<String>,
 }
 
 /// Why a chat ended, from the receiver's point of view.
@@ -180,6 +183,9 @@ pub enum ErrorCode {
     Unsupported,
     /// The node is shutting down; reconnect (to another node).
     ServerShutdown,
+    /// A premium preference (`want_gender`, `college`) without a valid entitlement: none,
+    /// forged, expired, or not granting that feature.
+    EntitlementRequired,
 }
 
 impl ErrorCode {
@@ -199,6 +205,7 @@ impl ErrorCode {
         Self::RateLimited,
         Self::Unsupported,
         Self::ServerShutdown,
+        Self::EntitlementRequired,
     ];
 
     /// The wire name (`bad_json`, ...).
@@ -218,6 +225,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Unsupported => "unsupported",
             Self::ServerShutdown => "server_shutdown",
+            Self::EntitlementRequired => "entitlement_required",
         }
     }
 }

@@ -90,10 +90,17 @@ impl UserSession {
             ctx.add_stream(frames);
             let now = Instant::now();
             UserSession {
-                core: SessionCore::new(me, PartnerInfo { country }),
+                core: SessionCore::new(
+                    me,
+                    PartnerInfo {
+                        country,
+                        college: None,
+                    },
+                ),
                 span: tracing::info_span!("session", session = %id, node = %node.id),
                 limits: RateLimits::new(&node.settings.limits, now),
                 join_rules: JoinRules {
+                    entitlements: node.settings.entitlements.clone(),
                     default_lang,
                     default_interest_wait: node.settings.default_interest_wait,
                     max_interest_wait: node.settings.max_interest_wait,

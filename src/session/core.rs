@@ -375,10 +375,17 @@ impl SessionCore {
                 },
                 country: self.country,
                 countries: prefs.countries.clone(),
+                gender: prefs.gender,
+                want_gender: prefs.want_gender,
+                college: prefs.college.clone(),
+                same_college: prefs.same_college,
             },
             seat: Arc::clone(&self.seat),
             peer: self.me.clone(),
-            public: self.public.clone(),
+            public: PartnerInfo {
+                country: self.public.country.clone(),
+                college: prefs.college.as_deref().map(str::to_owned),
+            },
         }));
         out.push(Effect::Send(ServerMsg::Waiting));
     }
