@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::assertions::{parse_assertion, Assertion};
+use super::profile::ProfileArgs;
 use super::source_ips::{parse_source_ips, SourceIps};
 use crate::config::parse_duration;
 use crate::protocol::Codec;
@@ -37,6 +38,11 @@ pub struct LoadtestArgs {
     /// Chat lines each user sends per chat, spread evenly over its dwell.
     #[arg(long, default_value_t = 3)]
     pub msgs_per_chat: u32,
+
+    /// Who the users are: mode, language, interests, country and country filter (boxed, so
+    /// that these flags do not make every `tandem` command as large as a load test's).
+    #[command(flatten)]
+    pub profile: Box<ProfileArgs>,
 
     /// Wire format of every connection.
     #[arg(long, value_enum, default_value_t = CodecArg::Json)]

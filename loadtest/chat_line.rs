@@ -1,12 +1,14 @@
 //! The text of a simulated chat line: who wrote it, for which chat, in what order, and when
-//! it was due, so that the receiver can check it and time it.
+//! it was due, so that the receiver can check it and time it; and the writer's mode and
+//! language, so that the receiver can check it was paired within its own partition.
 //!
 //! All users live in one process, so "when" is microseconds since the run's shared epoch.
 
 use crate::ids::{ChatId, SessionId};
 
-/// What a simulated user writes into `msg.text`, e.g. `lt 9a1f03c2d4e5b607 5f0c6a1e9b3d2a47 2 1500123`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a simulated user writes into `msg.text`, e.g.
+/// `lt 9a1f03c2d4e5b607 5f0c6a1e9b3d2a47 2 1500123 text en`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatLine {
     /// The session that wrote the line.
     pub sender: SessionId,
@@ -17,14 +19,18 @@ pub struct ChatLine {
     /// When the line was due to be sent, in µs since the run's epoch (not when it was sent,
     /// so a late client does not hide its lateness).
     pub scheduled_us: u64,
+    /// The writer's `join.mode` (`text` or `video`).
+    pub mode: String,
+    /// The writer's `join.lang`.
+    pub lang: String,
 }
 
 impl ChatLine {
     /// The text to send.
     pub fn encode(&self) -> String {
         format!(
-            "lt {} {} {} {}",
-            self.sender, self.chat, self.seq, self.scheduled_us
+            "lt {} {} {} {} {} {}",
+            self.sender, self.chat, self.seq, self.scheduled_us, self.mode, self.lang
         )
     }
 
@@ -39,6 +45,8 @@ impl ChatLine {
             chat: parts.next()?.parse().ok()?,
             seq: parts.next()?.parse().ok()?,
             scheduled_us: parts.next()?.parse().ok()?,
+            mode: parts.next()?.to_owned(),
+            lang: parts.next()?.to_owned(),
         };
         parts.next().is_none().then_some(line)
     }
@@ -55,6 +63,8 @@ mod tests {
             chat: ChatId(42),
             seq: 2,
             scheduled_us: 1_500_123,
+            mode: "video".to_owned(),
+            lang: "de".to_owned(),
         };
         assert_eq!(ChatLine::decode(&line.encode()), Some(line));
     }
@@ -63,6 +73,7 @@ mod tests {
     fn foreign_text_is_not_a_line() {
         assert_eq!(ChatLine::decode("hi! where are you from?"), None);
         assert_eq!(ChatLine::decode("lt 1 2 3"), None);
-        assert_eq!(ChatLine::decode("lt 1 2 3 4 5"), None);
+        assert_eq!(ChatLine::decode("lt 1 2 3 4 text"), None);
+        assert_eq!(ChatLine::decode("lt 1 2 3 4 text en x"), None);
     }
 }

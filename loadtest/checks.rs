@@ -36,11 +36,18 @@ pub enum ViolationKind {
     MsgUnreadable,
     /// `ended` named a chat that is not the user's current one.
     EndedWrongChat,
+    /// `matched.partner.country` is not one the user's `countries` filter accepts.
+    FilterViolated,
+    /// A line came from a partner who joined with another mode or language.
+    PartitionViolated,
+    /// A side's `matched.common_interests` is not a sorted subset of its own interests, or
+    /// the two sides were told different lists.
+    CommonInterestsWrong,
 }
 
 impl ViolationKind {
     /// Every kind, in report order.
-    pub const ALL: [ViolationKind; 10] = [
+    pub const ALL: [ViolationKind; 13] = [
         Self::ChatOverfull,
         Self::ChatSeenOnce,
         Self::ChatWithSelf,
@@ -51,14 +58,23 @@ impl ViolationKind {
         Self::MsgOutOfOrder,
         Self::MsgUnreadable,
         Self::EndedWrongChat,
+        Self::FilterViolated,
+        Self::PartitionViolated,
+        Self::CommonInterestsWrong,
     ];
 
     /// Judged by the [`ChatLedger`] over both sides of a chat. With `--workers` the two sides
     /// may live in different processes, so only the parent, over the union, counts these.
+    /// `common_interests_wrong` is among them: a side's own check travels with its side
+    /// ([`CommonSeen`]), so that the ledger counts both halves of the rule in one place.
     pub fn needs_both_sides(self) -> bool {
         matches!(
             self,
-            Self::ChatOverfull | Self::ChatSeenOnce | Self::ChatWithSelf | Self::InitiatorNotUnique
+            Self::ChatOverfull
+                | Self::ChatSeenOnce
+                | Self::ChatWithSelf
+                | Self::InitiatorNotUnique
+                | Self::CommonInterestsWrong
         )
     }
 
@@ -80,6 +96,9 @@ impl ViolationKind {
             Self::MsgOutOfOrder => "msg_out_of_order",
             Self::MsgUnreadable => "msg_unreadable",
             Self::EndedWrongChat => "ended_wrong_chat",
+            Self::FilterViolated => "filter_violated",
+            Self::PartitionViolated => "partition_violated",
+            Self::CommonInterestsWrong => "common_interests_wrong",
         }
     }
 }
@@ -118,6 +137,41 @@ impl Violations {
     }
 }
 
+/// What one side was told about the interests it shares with its partner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommonSeen {
+    /// [`common_digest`] of `matched.common_interests`: 0 for an empty list. A digest rather
+    /// than the list, so that the ledger (and a worker's file) stays one word per side.
+    pub digest: u64,
+    /// The list was sorted, without duplicates, and a subset of the side's own interests.
+    pub fits_own: bool,
+}
+
+impl CommonSeen {
+    /// Judges `common` against the user's own (sorted) `interests`.
+    pub fn judge(common: &[String], interests: &[String]) -> Self {
+        let sorted = common.windows(2).all(|pair| pair[0] < pair[1]);
+        let subset = common.iter().all(|tag| interests.contains(tag));
+        Self {
+            digest: common_digest(common),
+            fits_own: sorted && subset,
+        }
+    }
+}
+
+/// A 64-bit FNV-1a digest of a list of tags, 0 only for the empty list.
+pub fn common_digest(tags: &[String]) -> u64 {
+    if tags.is_empty() {
+        return 0;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in tags.iter().flat_map(|tag| tag.bytes().chain([0])) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash.max(1)
+}
+
 /// One side of a chat as its user saw it.
 #[derive(Clone, Copy, Debug)]
 struct Side {
@@ -128,18 +182,31 @@ struct Side {
     partner_disconnected: bool,
     /// When the user received `matched`, in µs since the run's epoch.
     at_us: u64,
+    /// What it was told of the shared interests.
+    common: CommonSeen,
 }
 
 /// One side of a chat as a worker process hands it to the parent: chat, session, initiator,
-/// partner disconnected, µs since the epoch. A JSON array, because there is one per
-/// `matched` received and the parent holds them all.
+/// partner disconnected, µs since the epoch, common-interests digest, whether the list fitted
+/// the side's own interests. A JSON array, because there is one per `matched` received and
+/// the parent holds them all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SideRecord(pub u64, pub u64, pub bool, pub bool, pub u64);
+pub struct SideRecord(
+    pub u64,
+    pub u64,
+    pub bool,
+    pub bool,
+    pub u64,
+    pub u64,
+    pub bool,
+);
 
 /// Which sessions were matched into which chat, over the whole run.
 #[derive(Default)]
 pub struct ChatLedger {
     chats: Mutex<HashMap<ChatId, Vec<Side>>>,
+    /// Chats whose first side was told a non-empty `common_interests`.
+    with_common_interests: AtomicU64,
 }
 
 /// What the ledger learnt from one `matched`.
@@ -158,6 +225,7 @@ impl ChatLedger {
         session: SessionId,
         initiator: bool,
         at_us: u64,
+        common: CommonSeen,
         violations: &Violations,
     ) -> Sighting {
         let mut chats = self.chats.lock();
@@ -168,14 +236,24 @@ impl ChatLedger {
             initiator,
             partner_disconnected: false,
             at_us,
+            common,
         });
+        if !common.fits_own {
+            violations.record(ViolationKind::CommonInterestsWrong);
+        }
         match sides.len() {
+            1 if common.digest != 0 => {
+                self.with_common_interests.fetch_add(1, Ordering::Relaxed);
+            }
             2 => {
                 if sides[0].session == sides[1].session {
                     violations.record(ViolationKind::ChatWithSelf);
                 }
                 if sides[0].initiator == sides[1].initiator {
                     violations.record(ViolationKind::InitiatorNotUnique);
+                }
+                if sides[0].common.digest != sides[1].common.digest {
+                    violations.record(ViolationKind::CommonInterestsWrong);
                 }
             }
             3.. => violations.record(ViolationKind::ChatOverfull),
@@ -233,6 +311,8 @@ impl ChatLedger {
                         side.initiator,
                         side.partner_disconnected,
                         side.at_us,
+                        side.common.digest,
+                        side.common.fits_own,
                     )
                 })
             })
@@ -243,18 +323,63 @@ impl ChatLedger {
     pub fn chats(&self) -> usize {
         self.chats.lock().len()
     }
+
+    /// How many chats were made on shared interests (a non-empty `common_interests`, as
+    /// the first side to report the chat saw it).
+    pub fn chats_with_common_interests(&self) -> u64 {
+        self.with_common_interests.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A side told no shared interests, as a random pair is.
+    const OK: CommonSeen = CommonSeen {
+        digest: 0,
+        fits_own: true,
+    };
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|tag| (*tag).to_owned()).collect()
+    }
+
+    #[test]
+    fn common_interests_must_fit_each_side_and_agree_across_sides() {
+        let own = tags(&["t0", "t3", "t7"]);
+        assert!(CommonSeen::judge(&tags(&["t0", "t7"]), &own).fits_own);
+        assert!(
+            !CommonSeen::judge(&tags(&["t7", "t0"]), &own).fits_own,
+            "unsorted"
+        );
+        assert!(
+            !CommonSeen::judge(&tags(&["t1"]), &own).fits_own,
+            "not ours"
+        );
+        assert_eq!(CommonSeen::judge(&[], &own), OK);
+
+        let (ledger, violations) = (ChatLedger::default(), Violations::default());
+        let agreed = CommonSeen::judge(&tags(&["t0"]), &own);
+        ledger.matched(ChatId(1), SessionId(10), true, 0, agreed, &violations);
+        ledger.matched(ChatId(1), SessionId(11), false, 0, agreed, &violations);
+        assert_eq!(violations.total(), 0);
+        assert_eq!(ledger.chats_with_common_interests(), 1);
+
+        let other = CommonSeen::judge(&tags(&["t3"]), &own);
+        ledger.matched(ChatId(2), SessionId(12), true, 0, agreed, &violations);
+        ledger.matched(ChatId(2), SessionId(13), false, 0, other, &violations);
+        let lone_liar = CommonSeen::judge(&tags(&["t9"]), &own);
+        ledger.matched(ChatId(3), SessionId(14), true, 0, lone_liar, &violations);
+        assert_eq!(violations.by_kind()["common_interests_wrong"], 2);
+    }
+
     #[test]
     fn a_proper_chat_breaks_no_rule() {
         let (ledger, violations) = (ChatLedger::default(), Violations::default());
-        let first = ledger.matched(ChatId(1), SessionId(10), true, 0, &violations);
+        let first = ledger.matched(ChatId(1), SessionId(10), true, 0, OK, &violations);
         assert!(first.first && first.partner.is_none());
-        let second = ledger.matched(ChatId(1), SessionId(11), false, 0, &violations);
+        let second = ledger.matched(ChatId(1), SessionId(11), false, 0, OK, &violations);
         assert_eq!(second.partner, Some(SessionId(10)));
         assert_eq!(
             ledger.partner_of(ChatId(1), SessionId(10)),
@@ -267,10 +392,10 @@ mod tests {
     #[test]
     fn two_initiators_a_third_side_and_a_lone_side_are_violations() {
         let (ledger, violations) = (ChatLedger::default(), Violations::default());
-        ledger.matched(ChatId(1), SessionId(10), true, 0, &violations);
-        ledger.matched(ChatId(1), SessionId(11), true, 0, &violations);
-        ledger.matched(ChatId(1), SessionId(12), false, 0, &violations);
-        ledger.matched(ChatId(2), SessionId(13), false, 0, &violations);
+        ledger.matched(ChatId(1), SessionId(10), true, 0, OK, &violations);
+        ledger.matched(ChatId(1), SessionId(11), true, 0, OK, &violations);
+        ledger.matched(ChatId(1), SessionId(12), false, 0, OK, &violations);
+        ledger.matched(ChatId(2), SessionId(13), false, 0, OK, &violations);
         ledger.finish(&violations);
         let by_kind = violations.by_kind();
         assert_eq!(by_kind["initiator_not_unique"], 1);
@@ -282,7 +407,7 @@ mod tests {
     #[test]
     fn a_lone_side_whose_partner_disconnected_is_forgiven() {
         let (ledger, violations) = (ChatLedger::default(), Violations::default());
-        ledger.matched(ChatId(3), SessionId(10), true, 0, &violations);
+        ledger.matched(ChatId(3), SessionId(10), true, 0, OK, &violations);
         ledger.partner_disconnected(ChatId(3), SessionId(10));
         ledger.finish(&violations);
         assert_eq!(violations.total(), 0);

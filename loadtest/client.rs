@@ -15,18 +15,20 @@ use rand::{Rng, SeedableRng};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::args::DwellRange;
 use super::chat_line::ChatLine;
-use super::checks::ViolationKind;
+use super::checks::{CommonSeen, ViolationKind};
 use super::failure::Failure;
+use super::profile::Profile;
 use super::recorder::{Event, Recorder};
 use super::source_ips::connect_tcp;
 use crate::ids::{ChatId, SessionId};
-use crate::protocol::{ClientMsg, Codec, EndReason, Frame, Join, Matched, ServerMsg};
+use crate::protocol::{ClientMsg, Codec, EndReason, Frame, Matched, ServerMsg};
 
 /// What one user does, fixed before the run starts.
 #[derive(Clone, Debug)]
@@ -49,6 +51,10 @@ pub struct UserPlan {
     pub seed: u64,
     /// The local address to connect from (`--source-ips`); the system picks one if `None`.
     pub source_ip: Option<Ipv4Addr>,
+    /// Who this user is; every `join` it sends is this profile's.
+    pub profile: Profile,
+    /// The request header that carries `profile.country` (`--country-header`).
+    pub country_header: String,
 }
 
 /// Runs one user from its start time to the end of the run; failures are counted, not
@@ -104,11 +110,18 @@ struct User<'a> {
 
 impl<'a> User<'a> {
     async fn connect(plan: &'a UserPlan, rec: &'a Recorder) -> Result<Self, Failure> {
-        let request = plan
+        let mut request = plan
             .url
             .as_str()
             .into_client_request()
             .map_err(|_| Failure::Handshake)?;
+        if let Some(country) = &plan.profile.country {
+            // What a trusted proxy in front of the node would add.
+            let name = HeaderName::from_bytes(plan.country_header.as_bytes())
+                .map_err(|_| Failure::Handshake)?;
+            let value = HeaderValue::from_str(country).map_err(|_| Failure::Handshake)?;
+            request.headers_mut().insert(name, value);
+        }
         let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
         let port = request.uri().port_u16().unwrap_or(80);
         let tcp = timeout(plan.step_timeout, connect_tcp(&host, port, plan.source_ip))
@@ -197,6 +210,8 @@ impl<'a> User<'a> {
                 chat: chat.chat,
                 seq: chat.sent,
                 scheduled_us: self.rec.micros_since_epoch(due),
+                mode: self.plan.profile.mode.to_owned(),
+                lang: self.plan.profile.lang.clone(),
             };
             chat.sent += 1;
             let msg = ClientMsg::Msg {
@@ -217,11 +232,7 @@ impl<'a> User<'a> {
 
     async fn join(&mut self, due: Instant) -> Result<(), Failure> {
         self.awaiting_match = Some(due);
-        let join = ClientMsg::Join(Join {
-            mode: Some("text".to_owned()),
-            adult: true,
-            ..Join::default()
-        });
+        let join = ClientMsg::Join(self.plan.profile.join());
         self.send(&join).await?;
         self.rec.joins.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -324,11 +335,18 @@ impl<'a> User<'a> {
         if let Some(due) = self.awaiting_match.take() {
             Recorder::record_latency(&rec.match_latency, due, now);
         }
+        let profile = &self.plan.profile;
+        // Each side checks its own filter, so both directions of the mutual rule are checked.
+        if !profile.accepts(&matched.partner.country) {
+            rec.violations.record(ViolationKind::FilterViolated);
+        }
+        let common = CommonSeen::judge(&matched.common_interests, &profile.interests);
         let sighting = rec.ledger.matched(
             matched.chat,
             self.session,
             matched.initiator,
             rec.micros_since_epoch(now),
+            common,
             &rec.violations,
         );
         if sighting.first {
@@ -377,6 +395,10 @@ impl<'a> User<'a> {
         }
         if current.partner != Some(line.sender) {
             rec.violations.record(ViolationKind::MsgWrongSender);
+        }
+        let profile = &self.plan.profile;
+        if line.mode != profile.mode || line.lang != profile.lang {
+            rec.violations.record(ViolationKind::PartitionViolated);
         }
         if current
             .last_seq_received

@@ -108,6 +108,7 @@ impl InprocReport {
             skips: self.skips,
             matches: self.matches,
             matched_received: 2 * self.matches,
+            matches_with_common_interests: 0,
             msgs_sent: self.relays,
             msgs_received: self.relays,
             skips_per_sec: self.skips_per_sec(),

@@ -5,9 +5,10 @@
 //! Users are tasks on one tokio runtime, in this process or spread over `--workers` child
 //! processes ([`workers`]) that count from one common start; either way they share one
 //! clock: a chat line carries the time it was due, and its receiver measures the latency.
-//! This module owns the run (plan, progress, report); [`client`] owns what one user does;
-//! [`checks`] owns the rules. It must never reach into a node's internals: it sees only what
-//! a client sees (and, with `--server-pid`, a local server's memory from `/proc`).
+//! This module owns the run (plan, progress, report); [`profile`] draws who each user is;
+//! [`client`] owns what one user does; [`checks`] owns the rules. It must never reach into a
+//! node's internals: it sees only what a client sees (and, with `--server-pid`, a local
+//! server's memory from `/proc`).
 
 mod args;
 mod assertions;
@@ -18,6 +19,7 @@ mod failure;
 mod html;
 pub mod inproc;
 mod partial;
+mod profile;
 mod recorder;
 mod report;
 mod server_rss;
@@ -36,6 +38,7 @@ pub use args::{CodecArg, DwellRange, LoadtestArgs, WorkerFlags, CLIENTS_PER_WORK
 pub use assertions::{Assertion, Comparison};
 pub use checks::ViolationKind;
 pub use partial::WorkerShare;
+pub use profile::{CountRange, Langs, ProfileArgs, COUNTRY_CODES};
 pub use report::{LatencySummary, PercentilePoint, Report, SecondSample};
 pub use server_rss::ServerRss;
 pub use source_ips::{parse_source_ips, SourceIps};
@@ -135,6 +138,8 @@ async fn play(
             codec: args.codec.codec(),
             step_timeout: args.step_timeout,
             seed: seed.wrapping_add(index as u64),
+            profile: args.profile.draw(&mut profile_rng(seed, index)),
+            country_header: args.profile.country_header.clone(),
             source_ip: args.source_ips.as_ref().map(|ips| ips.for_user(index)),
         };
         let rec = Arc::clone(rec);
@@ -145,6 +150,13 @@ async fn play(
     if let Some(progress) = progress {
         progress.abort();
     }
+}
+
+/// The random source of user `index`'s profile: seeded by `--seed` like its dwell times, but
+/// a stream of its own, so that adding a profile flag does not change the dwells drawn.
+fn profile_rng(seed: u64, index: usize) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(index as u64) ^ 0x9e37_79b9_7f4a_7c15)
 }
 
 /// Adds the memory figures, checks the assertions and writes the report files.

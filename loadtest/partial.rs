@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::checks::{SideRecord, ViolationKind};
+use super::checks::{CommonSeen, SideRecord, ViolationKind};
 use super::recorder::{latency_histogram, Event, Recorder, SenderClaim};
 use crate::ids::{ChatId, SessionId};
 
@@ -152,11 +152,13 @@ pub fn merge(partials: Vec<Partial>, rec: &Recorder) {
     }
     // In the order they happened, so a chat's first side is the one that counts its match.
     sides.sort_by_key(|side| side.4);
-    for SideRecord(chat, session, initiator, partner_disconnected, at_us) in sides {
+    for SideRecord(chat, session, initiator, partner_disconnected, at_us, digest, fits_own) in sides
+    {
         let (chat, session) = (ChatId(chat), SessionId(session));
+        let common = CommonSeen { digest, fits_own };
         let sighting = rec
             .ledger
-            .matched(chat, session, initiator, at_us, &rec.violations);
+            .matched(chat, session, initiator, at_us, common, &rec.violations);
         if sighting.first {
             rec.count_in((at_us / 1_000_000) as usize, Event::Match, 1);
         }
@@ -261,6 +263,8 @@ mod tests {
                 initiator,
                 false,
                 1_500_000 + session,
+                0,
+                true,
             )],
             sender_claims: vec![SenderClaim(7, session, sender)],
         };
@@ -275,7 +279,7 @@ mod tests {
 
         // The same chat, but one side claims a line from a stranger, and a lone chat.
         let mut liar = worker(2, false, 99);
-        liar.sides.push(SideRecord(8, 2, true, false, 0));
+        liar.sides.push(SideRecord(8, 2, true, false, 0, 0, true));
         let rec = Recorder::new(Instant::now());
         merge(vec![worker(1, true, 2), liar], &rec);
         let by_kind = rec.violations.by_kind();

@@ -81,6 +81,9 @@ pub struct Report {
     pub matches: u64,
     /// `matched` received (two per chat).
     pub matched_received: u64,
+    /// Chats whose `matched.common_interests` was not empty (as their first side saw it).
+    #[serde(default)]
+    pub matches_with_common_interests: u64,
     /// `msg` sent.
     pub msgs_sent: u64,
     /// `msg` received.
@@ -159,6 +162,7 @@ impl Report {
             skips,
             matches,
             matched_received: rec.matched.load(Ordering::Relaxed),
+            matches_with_common_interests: rec.ledger.chats_with_common_interests(),
             msgs_sent: rec.msgs_sent.load(Ordering::Relaxed),
             msgs_received,
             skips_per_sec: skips as f64 / secs,
@@ -316,6 +320,13 @@ impl fmt::Display for Report {
             self.msgs_sent,
             self.msgs_received
         )?;
+        if self.matches_with_common_interests > 0 {
+            writeln!(
+                f,
+                "matches on shared interests {}",
+                self.matches_with_common_interests
+            )?;
+        }
         writeln!(
             f,
             "skips/s {:.1}  matches/s {:.1}  messages/s {:.1}",

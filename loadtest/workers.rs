@@ -214,6 +214,9 @@ fn child_args(
     if let Some(ips) = &args.source_ips {
         flag("--source-ips", ips.to_arg());
     }
+    for (name, value) in args.profile.to_args() {
+        flag(name, value);
+    }
     flag("--worker-index", index.to_string());
     flag("--worker-count", count.to_string());
     flag("--worker-start-unix-us", start_unix_us.to_string());

@@ -1,6 +1,7 @@
 //! `tandem loadtest` against deliberately broken servers: a double that speaks the protocol
-//! but pairs a user twice, or delivers a line to the wrong user. The generator must see it,
-//! count it, and fail the run with a non-zero exit code.
+//! but pairs a user twice, delivers a line to the wrong user, or ignores every preference
+//! (mode, language, country filter) and tells the two sides different shared interests. The
+//! generator must see it, count it, and fail the run with a non-zero exit code.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +21,9 @@ enum Bug {
     PairsOneUserTwice,
     /// Every chat line goes to some user other than the partner.
     Misroutes,
+    /// Pairs whoever waits, whatever their mode, language or country filter, reports every
+    /// partner from `ZZ`, and tells only the initiator that the two share `t0`.
+    IgnoresPreferences,
 }
 
 #[derive(Default)]
@@ -98,7 +102,7 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
                 let _ = tx.send(ServerMsg::Waiting);
                 let other = match bug {
                     Bug::PairsOneUserTwice => w.waiting.first().copied(),
-                    Bug::Misroutes => w.waiting.pop(),
+                    Bug::Misroutes | Bug::IgnoresPreferences => w.waiting.pop(),
                 };
                 match other {
                     Some(other) if other != id => {
@@ -110,7 +114,12 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
                                 let _ = out.send(ServerMsg::Matched(Matched {
                                     chat,
                                     initiator,
-                                    common_interests: Vec::new(),
+                                    common_interests: if bug == Bug::IgnoresPreferences && initiator
+                                    {
+                                        vec!["t0".to_owned()]
+                                    } else {
+                                        Vec::new()
+                                    },
                                     partner: PartnerInfo {
                                         country: "ZZ".into(),
                                         college: None,
@@ -146,10 +155,12 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
     world.lock().unwrap().outboxes.remove(&id);
 }
 
-/// Runs the real `tandem` binary against `addr`; returns its exit status and its JSON report.
+/// Runs the real `tandem` binary against `addr`, with `extra` flags; returns its exit status
+/// and its JSON report.
 async fn loadtest_binary(
     addr: SocketAddr,
     name: &str,
+    extra: &[&str],
 ) -> (std::process::ExitStatus, serde_json::Value) {
     let json =
         std::env::temp_dir().join(format!("tandem-broken-{}-{name}.json", std::process::id()));
@@ -165,6 +176,7 @@ async fn loadtest_binary(
             "--step-timeout",
             "1s",
         ])
+        .args(extra)
         .arg("--json")
         .arg(&json)
         .output();
@@ -181,7 +193,7 @@ async fn loadtest_binary(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_pairs_one_user_twice_fails_the_run() {
     let addr = broken_server(Bug::PairsOneUserTwice).await;
-    let (status, report) = loadtest_binary(addr, "twice").await;
+    let (status, report) = loadtest_binary(addr, "twice", &[]).await;
     assert!(!status.success(), "exit code must be non-zero");
     assert!(report["violations"].as_u64().unwrap() > 0, "{report:#}");
     let kinds = &report["violations_by_kind"];
@@ -193,10 +205,59 @@ async fn a_server_that_pairs_one_user_twice_fails_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_misroutes_lines_fails_the_run() {
     let addr = broken_server(Bug::Misroutes).await;
-    let (status, report) = loadtest_binary(addr, "misroute").await;
+    let (status, report) = loadtest_binary(addr, "misroute", &[]).await;
     assert!(!status.success(), "exit code must be non-zero");
     let kinds = &report["violations_by_kind"];
     let misrouted = kinds["msg_wrong_sender"].as_u64().unwrap_or(0)
         + kinds["msg_wrong_chat"].as_u64().unwrap_or(0);
     assert!(misrouted > 0, "{kinds:#}");
+}
+
+/// A violation count from the report's `violations_by_kind`.
+fn violations(report: &serde_json::Value, kind: &str) -> u64 {
+    report["violations_by_kind"][kind]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{kind} missing in {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_country_filters_fails_the_run() {
+    let addr = broken_server(Bug::IgnoresPreferences).await;
+    let flags = ["--countries", "3", "--filter-share", "1.0"];
+    let (status, report) = loadtest_binary(addr, "filters", &flags).await;
+    assert!(!status.success(), "exit code must be non-zero");
+    // Every user has a filter of real codes and every partner is reported as `ZZ`: each
+    // side of each chat sees its filter broken.
+    let matched = report["matched_received"].as_u64().unwrap();
+    assert!(matched > 0, "{report:#}");
+    assert_eq!(
+        violations(&report, "filter_violated"),
+        matched,
+        "{report:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_mixes_modes_and_languages_fails_the_run() {
+    let addr = broken_server(Bug::IgnoresPreferences).await;
+    let flags = ["--video-share", "0.5", "--langs", "en:0.5,de:0.5"];
+    let (status, report) = loadtest_binary(addr, "partitions", &flags).await;
+    assert!(!status.success(), "exit code must be non-zero");
+    assert!(violations(&report, "partition_violated") > 0, "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_shared_interests_on_the_two_sides_are_seen_across_workers() {
+    let addr = broken_server(Bug::IgnoresPreferences).await;
+    // Two worker processes: many chats have their sides in different processes, so only
+    // the parent, over the union, can compare the two lists.
+    let flags = ["--interest-tags", "5", "--workers", "2"];
+    let (status, report) = loadtest_binary(addr, "interests", &flags).await;
+    assert!(!status.success(), "exit code must be non-zero");
+    // Each chat: the sides' lists differ (one violation), and the initiator, told `t0`, may
+    // not have it (a second).
+    let chats = report["matches"].as_u64().unwrap();
+    let wrong = violations(&report, "common_interests_wrong");
+    assert!(chats > 0 && wrong >= chats, "{report:#}");
+    assert_eq!(violations(&report, "filter_violated"), 0, "{report:#}");
 }

@@ -234,3 +234,52 @@ async fn users_bound_to_two_source_addresses_all_connect() {
     assert!(report.server_rss_per_user_kib.is_some(), "{report}");
     server.shutdown().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn profiles_reach_every_worker_and_are_judged_over_both_sides() {
+    let mut serve = test_args();
+    serve.joins_per_sec = 1_000;
+    serve.msgs_per_sec = 1_000;
+    serve.frames_per_sec = 10_000;
+    serve.flood_strikes = 10_000;
+    serve.country_header = Some("X-Country".into());
+    let server = start_server_with(serve);
+    let target = format!("ws://{}/ws", server.addr);
+    let args = flags(&[
+        "--target",
+        &target,
+        "--clients",
+        "40",
+        "--duration",
+        "3s",
+        "--ramp",
+        "0.5s",
+        "--dwell",
+        "100ms..400ms",
+        "--msgs-per-chat",
+        "2",
+        "--workers",
+        "2",
+        "--quiet",
+        "--video-share",
+        "0.3",
+        "--langs",
+        "en:0.7,de:0.3",
+        "--interest-tags",
+        "50",
+        "--countries",
+        "5",
+        "--filter-share",
+        "0.3",
+    ]);
+
+    let (status, stdout, stderr, report) = loadtest_binary("profiles", &args).await;
+
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert_eq!(report["violations"].as_u64(), Some(0), "{report:#}");
+    assert!(report["matches"].as_u64().unwrap() > 0, "{report:#}");
+    // Only users that got `--interest-tags` from the parent can share interests.
+    let shared = report["matches_with_common_interests"].as_u64().unwrap();
+    assert!(shared > 0, "{report:#}");
+    server.shutdown().await.unwrap();
+}
