@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{start_server_with, test_args};
+use common::generous_server;
 use tandem::loadtest::{run, LoadtestArgs, Report};
 
 /// Parses flags exactly as `tandem loadtest` would.
@@ -15,17 +15,6 @@ use tandem::loadtest::{run, LoadtestArgs, Report};
 struct Cli {
     #[command(flatten)]
     args: LoadtestArgs,
-}
-
-/// A node whose per-connection rate limits do not get in the way of fast simulated users
-/// (they skip every few hundred ms, far faster than people).
-fn generous_server() -> tandem::RunningServer {
-    let mut args = test_args();
-    args.joins_per_sec = 1_000;
-    args.msgs_per_sec = 1_000;
-    args.frames_per_sec = 10_000;
-    args.flood_strikes = 10_000;
-    start_server_with(args)
 }
 
 fn scratch_file(name: &str) -> PathBuf {

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{start_server_with, test_args};
+use common::{generous_args, start_server_with, test_args};
 use tandem::loadtest::{run, LoadtestArgs, Report};
 
 /// Parses flags exactly as `tandem loadtest` would.
@@ -21,11 +21,7 @@ struct Cli {
 /// A node that takes each user's country from `X-Country`, with rate limits that do not get
 /// in the way of fast simulated users.
 fn generous_server_trusting_x_country() -> tandem::RunningServer {
-    let mut args = test_args();
-    args.joins_per_sec = 1_000;
-    args.msgs_per_sec = 1_000;
-    args.frames_per_sec = 10_000;
-    args.flood_strikes = 10_000;
+    let mut args = generous_args();
     args.country_header = Some("X-Country".into());
     start_server_with(args)
 }

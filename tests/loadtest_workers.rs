@@ -7,21 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start_server_with, test_args};
+use common::{generous_server, start_server_with, test_args};
 use tandem::loadtest::{run, LoadtestArgs};
 
 /// Longest a whole binary run may take before the test fails instead of hanging.
 const RUN_BOUND: Duration = Duration::from_secs(60);
-
-/// A node whose per-connection rate limits do not get in the way of fast simulated users.
-fn generous_server() -> tandem::RunningServer {
-    let mut args = test_args();
-    args.joins_per_sec = 1_000;
-    args.msgs_per_sec = 1_000;
-    args.frames_per_sec = 10_000;
-    args.flood_strikes = 10_000;
-    start_server_with(args)
-}
 
 /// Runs `tandem loadtest` with these flags; returns its exit status, stdout, stderr and its
 /// JSON report.

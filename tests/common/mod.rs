@@ -41,6 +41,22 @@ pub fn start_server_with(args: ServeArgs) -> RunningServer {
     RunningServer::start(&args, listener).unwrap()
 }
 
+/// A node whose per-connection rate limits do not get in the way of fast simulated users
+/// (they skip every few hundred ms, far faster than people).
+pub fn generous_server() -> RunningServer {
+    start_server_with(generous_args())
+}
+
+/// Test args with rate limits that fast simulated users do not hit.
+pub fn generous_args() -> ServeArgs {
+    let mut args = test_args();
+    args.joins_per_sec = 1_000;
+    args.msgs_per_sec = 1_000;
+    args.frames_per_sec = 10_000;
+    args.flood_strikes = 10_000;
+    args
+}
+
 /// A join that every test may use.
 pub fn join() -> ClientMsg {
     ClientMsg::Join(Join {
