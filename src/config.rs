@@ -70,6 +70,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TANDEM_COUNTRY_HEADER")]
     pub country_header: Option<String>,
 
+    /// A MaxMind GeoIP2 / GeoLite2 Country or City database: the country of a client that
+    /// `--country-header` does not give is looked up by its TCP peer address.
+    #[arg(long, env = "TANDEM_GEOIP")]
+    pub geoip: Option<std::path::PathBuf>,
+
     /// The longest time a user may ask to look for a shared interest (`interest_wait_ms`)
     /// before falling back to a random partner.
     #[arg(long, env = "TANDEM_MAX_INTEREST_WAIT", default_value = "60s", value_parser = parse_duration)]
@@ -100,8 +105,12 @@ impl Default for ServeArgs {
 }
 
 impl ServeArgs {
-    /// How sessions behave under these flags.
-    pub fn session_settings(&self) -> SessionSettings {
+    /// How sessions behave under these flags; fails if the GeoIP database cannot be read.
+    pub fn session_settings(&self) -> Result<SessionSettings, crate::geoip::GeoIpError> {
+        let geoip = match &self.geoip {
+            Some(path) => Some(std::sync::Arc::new(crate::geoip::GeoIp::open(path)?)),
+            None => None,
+        };
         let ice_servers = if self.stun.is_empty() {
             Vec::new()
         } else {
@@ -111,7 +120,8 @@ impl ServeArgs {
                 credential: None,
             }]
         };
-        SessionSettings {
+        Ok(SessionSettings {
+            geoip,
             heartbeat_interval: self.heartbeat_interval,
             heartbeat_timeout: self.heartbeat_timeout,
             limits: LimitConfig {
@@ -129,7 +139,7 @@ impl ServeArgs {
                 .as_ref()
                 .map(|s| std::sync::Arc::new(crate::entitlement::EntitlementKey::new(s))),
             ..SessionSettings::default()
-        }
+        })
     }
 
     /// Cores of this machine, the default for shards and workers.

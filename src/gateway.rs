@@ -53,7 +53,7 @@ async fn upgrade(
         .and_then(ClientId::parse)
         .or_else(|| from_cookie.clone())
         .unwrap_or_else(ClientId::random);
-    let country = country_of(&req, node.settings.country_header.as_deref());
+    let country = country_of(&req, &node.settings);
     let default_lang = req
         .headers()
         .get(header::ACCEPT_LANGUAGE)
@@ -86,14 +86,21 @@ async fn upgrade(
     Ok(response)
 }
 
-/// The client's country: from the trusted proxy header when one is configured, else unknown.
-/// The client's own word is never taken.
-fn country_of(req: &HttpRequest, header: Option<&str>) -> Country {
-    header
+/// The client's country: from the trusted proxy header when one is configured and present,
+/// else from the GeoIP database by the TCP peer's address, else unknown. The client's own
+/// word is never taken.
+fn country_of(req: &HttpRequest, settings: &crate::node::SessionSettings) -> Country {
+    let from_header = settings
+        .country_header
+        .as_deref()
         .and_then(|name| req.headers().get(name))
         .and_then(|v| v.to_str().ok())
-        .and_then(Country::parse)
-        .unwrap_or(Country::UNKNOWN)
+        .and_then(Country::parse);
+    let from_geoip = || {
+        let geoip = settings.geoip.as_ref()?;
+        geoip.country(req.peer_addr()?.ip())
+    };
+    from_header.or_else(from_geoip).unwrap_or(Country::UNKNOWN)
 }
 
 /// The client id from the `tandem_id` cookie, if present and well formed.

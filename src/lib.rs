@@ -13,6 +13,7 @@ pub mod bus;
 pub mod config;
 pub mod entitlement;
 pub mod gateway;
+pub mod geoip;
 pub mod ids;
 /// The load generator lives outside src/ (it is a tool, not part of a node) yet needs the
 /// crate's protocol types, and a separate package would make a cycle with the binary.

@@ -41,6 +41,8 @@ pub struct SessionSettings {
     /// Verifies entitlements (`--entitlement-secret`); without it no premium feature is
     /// granted.
     pub entitlements: Option<Arc<crate::entitlement::EntitlementKey>>,
+    /// Looks up the country of clients not covered by `country_header`.
+    pub geoip: Option<Arc<crate::geoip::GeoIp>>,
 }
 
 impl Default for SessionSettings {
@@ -55,6 +57,7 @@ impl Default for SessionSettings {
             default_interest_wait: Duration::from_secs(5),
             max_interest_wait: Duration::from_secs(60),
             entitlements: None,
+            geoip: None,
         }
     }
 }

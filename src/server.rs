@@ -36,7 +36,8 @@ impl RunningServer {
             .map(NodeId)
             .unwrap_or_else(NodeId::random);
         let shards = args.shards.unwrap_or_else(ServeArgs::cores);
-        let node = Node::start(node_id, shards, args.session_settings());
+        let settings = args.session_settings().map_err(io::Error::other)?;
+        let node = Node::start(node_id, shards, settings);
         let data = web::Data::new(Arc::clone(&node));
         let server =
             HttpServer::new(move || App::new().app_data(data.clone()).configure(gateway::routes))

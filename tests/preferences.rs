@@ -309,3 +309,68 @@ mod premium {
         server.shutdown().await.unwrap();
     }
 }
+
+mod geoip {
+    use super::*;
+    use common::connect_from;
+
+    fn geoip_args() -> tandem::config::ServeArgs {
+        tandem::config::ServeArgs {
+            geoip: Some(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/geoip-test.mmdb"),
+            ),
+            ..test_args()
+        }
+    }
+
+    #[actix_rt::test]
+    async fn the_country_comes_from_the_geoip_database_by_peer_address() {
+        // The test database maps 127.0.0.1 to DE and 127.0.0.2 to FR (tests/data/make_geoip.py).
+        let server = start_server_with(geoip_args());
+        let mut german = connect_from(server.addr, "127.0.0.1".parse().unwrap()).await;
+        let mut french = connect_from(server.addr, "127.0.0.2".parse().unwrap()).await;
+        let mut nowhere = connect_from(server.addr, "127.0.0.3".parse().unwrap()).await;
+        joined(&mut german, join_with(|j| j.countries = tags(&["FR"]))).await;
+        joined(&mut nowhere, join_with(|_| {})).await;
+        joined(&mut french, join_with(|_| {})).await;
+        assert_eq!(german.matched().await.partner.country, "FR");
+        assert_eq!(french.matched().await.partner.country, "DE");
+        assert!(
+            nowhere.drain().await.is_empty(),
+            "an unknown (ZZ) user is not in FR"
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    #[actix_rt::test]
+    async fn a_trusted_header_wins_over_the_database() {
+        let server = start_server_with(tandem::config::ServeArgs {
+            country_header: Some("X-Country".into()),
+            ..geoip_args()
+        });
+        let mut a = Client::connect_with_headers(server.addr, &[("X-Country", "JP")]).await;
+        let mut b = Client::connect(server.addr).await;
+        joined(&mut a, join_with(|_| {})).await;
+        joined(&mut b, join_with(|_| {})).await;
+        assert_eq!(b.matched().await.partner.country, "JP");
+        assert_eq!(
+            a.matched().await.partner.country,
+            "DE",
+            "no header: the database"
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    #[actix_rt::test]
+    async fn a_missing_database_stops_the_node_from_starting() {
+        let args = tandem::config::ServeArgs {
+            geoip: Some("/nonexistent/geoip.mmdb".into()),
+            ..test_args()
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let err = tandem::RunningServer::start(&args, listener)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("GeoIP"), "{err}");
+    }
+}

@@ -270,3 +270,30 @@ fn placeholder_welcome() -> Welcome {
         node: String::new(),
     }
 }
+
+/// Connects with JSON from a chosen loopback source address (as a user elsewhere would be),
+/// and reads `welcome`.
+pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    let stream = tokio::time::timeout(STEP, socket.connect(addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed");
+    let url = format!("ws://{addr}/ws");
+    let stream = MaybeTlsStream::Plain(stream);
+    let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::client_async(url, stream))
+        .await
+        .expect("handshake timed out")
+        .expect("handshake failed");
+    let mut client = Client {
+        ws,
+        codec: Codec::Json,
+        welcome: placeholder_welcome(),
+    };
+    match client.recv().await {
+        ServerMsg::Welcome(welcome) => client.welcome = welcome,
+        other => panic!("expected welcome first, got {other:?}"),
+    }
+    client
+}
