@@ -6,6 +6,7 @@
 //! entry on the hot path beyond the entry itself, or scan the pool.
 
 mod country;
+mod deadlines;
 mod gender;
 mod hash;
 mod interests;

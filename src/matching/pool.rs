@@ -10,11 +10,11 @@
 //! and its queue slots become tombstones, dropped when they reach the front or when
 //! tombstones outnumber the living in that queue.
 
-use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use super::deadlines::Deadlines;
 use super::hash::FastBuild;
 use super::{BucketKey, Tag, TicketInfo, Waiting};
 use crate::ids::TicketId;
@@ -160,7 +160,9 @@ pub struct WaitingPool<T> {
     empty_queues: usize,
     /// Users waiting for their interest wait to end, by the time it ends. Ids that left
     /// meanwhile are skipped when they come up.
-    fallbacks: BinaryHeap<Reverse<(Instant, TicketId)>>,
+    fallbacks: Deadlines,
+    /// Ids whose interest wait has ended, taken from `fallbacks` and not yet handed out.
+    due: Vec<TicketId>,
     /// Reused by `scan` to rewrite a queue's front without the tombstones it walked over.
     scratch: Vec<Handle>,
 }
@@ -180,7 +182,8 @@ impl<T> WaitingPool<T> {
             random: HashMap::default(),
             by_interest: HashMap::default(),
             empty_queues: 0,
-            fallbacks: BinaryHeap::new(),
+            fallbacks: Deadlines::default(),
+            due: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -236,7 +239,7 @@ impl<T> WaitingPool<T> {
         if in_random {
             self.push(QueueKey::Random(bucket), handle, front);
         } else if let Some(from) = fallback {
-            self.fallbacks.push(Reverse((from, id)));
+            self.fallbacks.add(from, id);
         }
         for tag in interests.tags() {
             self.push(QueueKey::Interest(bucket, Tag::clone(tag)), handle, front);
@@ -291,11 +294,10 @@ impl<T> WaitingPool<T> {
     /// Takes out the next user whose interest wait ended by `now`, so the caller can place it
     /// again, now open to a random partner.
     pub fn take_due_fallback(&mut self, now: Instant) -> Option<Waiting<T>> {
-        while let Some(&Reverse((due, id))) = self.fallbacks.peek() {
-            if due > now {
-                return None;
-            }
-            self.fallbacks.pop();
+        if self.due.is_empty() {
+            self.fallbacks.take_due(now, &mut self.due);
+        }
+        while let Some(id) = self.due.pop() {
             let Some(&handle) = self.index.get(&id) else {
                 continue;
             };
