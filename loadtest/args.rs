@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::assertions::{parse_assertion, Assertion};
-use super::profile::ProfileArgs;
+use super::profile::{parse_share, ProfileArgs};
+use super::scenario::GivenFlags;
 use super::source_ips::{parse_source_ips, SourceIps};
 use crate::config::parse_duration;
 use crate::protocol::Codec;
@@ -14,6 +15,12 @@ use crate::protocol::Codec;
 /// `tandem loadtest`: drive one or more nodes with simulated users and report what they saw.
 #[derive(Args, Clone, Debug)]
 pub struct LoadtestArgs {
+    /// Which flags were given on the command line, so that they win over `--scenario`.
+    /// First, because clap's derive takes each value out of the matches as it fills the
+    /// field, and this one must see them all.
+    #[command(flatten)]
+    pub given: GivenFlags,
+
     /// WebSocket URL of a node (repeatable); clients are spread round-robin over them.
     #[arg(long = "target", default_value = "ws://127.0.0.1:8080/ws")]
     pub targets: Vec<String>,
@@ -38,6 +45,29 @@ pub struct LoadtestArgs {
     /// Chat lines each user sends per chat, spread evenly over its dwell.
     #[arg(long, default_value_t = 3)]
     pub msgs_per_chat: u32,
+
+    /// `signal` messages (WebRTC offer or answer, then ICE candidates) each user sends per
+    /// chat, spread evenly over its dwell like the lines. Keep them under the server's signal
+    /// rate (50/s, bursts of 100, by default) for the shortest dwell.
+    #[arg(long, default_value_t = 0)]
+    pub signals_per_chat: u32,
+
+    /// Share of chat ends at which a user sends `leave` instead of `next`, stays idle for a
+    /// pause drawn from `--dwell`, then joins again.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub leave_share: f64,
+
+    /// Share of chat ends at which a user closes its connection instead of sending `next`,
+    /// reconnects with `?client_id=` (the id of its first `welcome`) and joins again.
+    /// `--leave-share` plus this must not exceed 1.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub reconnect_share: f64,
+
+    /// A JSON file of profile and behaviour settings named like the flags (`clients`,
+    /// `dwell`, `signals_per_chat`, `video_share`, ...); flags given on the command line win
+    /// over it [default: none].
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
 
     /// Who the users are: mode, language, interests, country and country filter (boxed, so
     /// that these flags do not make every `tandem` command as large as a load test's).
@@ -102,8 +132,9 @@ pub struct LoadtestArgs {
     /// Drive the shard actors of a node started in this process instead of a node over
     /// WebSocket: virtual users with no sockets, to measure the engine itself at a scale one
     /// machine's sockets cannot reach. `--target`, `--clients`, `--codec`, `--ramp`,
-    /// `--msgs-per-chat`, `--server-pid`, `--source-ips` and `--workers` do not apply (each
-    /// chat carries one hello per side).
+    /// `--msgs-per-chat`, `--signals-per-chat`, `--leave-share`, `--reconnect-share`,
+    /// `--server-pid`, `--source-ips` and `--workers` do not apply (each chat carries one
+    /// hello per side).
     #[arg(long)]
     pub inproc: bool,
 
@@ -136,11 +167,18 @@ impl Default for LoadtestArgs {
 pub const CLIENTS_PER_WORKER: usize = 15_000;
 
 impl LoadtestArgs {
-    /// How many processes play the users: `--workers`, or one per [`CLIENTS_PER_WORKER`].
+    /// How many processes play the users: `--workers`, or one per [`CLIENTS_PER_WORKER`]
+    /// of the clients (those of `--scenario`, if it names them and can be read).
     pub fn worker_processes(&self) -> usize {
+        let clients = match &self.scenario {
+            Some(_) => self
+                .with_scenario()
+                .map_or(self.clients, |args| args.clients),
+            None => self.clients,
+        };
         match self.workers {
             Some(workers) => workers as usize,
-            None => self.clients.div_ceil(CLIENTS_PER_WORKER).max(1),
+            None => clients.div_ceil(CLIENTS_PER_WORKER).max(1),
         }
     }
 }

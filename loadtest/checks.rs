@@ -26,28 +26,32 @@ pub enum ViolationKind {
     InitiatorNotUnique,
     /// `matched` arrived while the user was still in a chat (no `ended` for it).
     MatchedWhileInChat,
-    /// A `msg` arrived outside any chat, or for a chat that is not the receiver's current one.
+    /// A `msg` or `signal` arrived outside any chat, or for a chat that is not the
+    /// receiver's current one.
     MsgWrongChat,
-    /// A `msg` was written by someone other than the receiver's current partner.
+    /// A `msg` or `signal` was written by someone other than the receiver's current partner.
     MsgWrongSender,
-    /// A `msg` arrived after a later one from the same sender in the same chat.
+    /// A `msg` (or a `signal`) arrived after a later `msg` (`signal`) from the same sender in
+    /// the same chat.
     MsgOutOfOrder,
-    /// A `msg` whose text is not one this load generator wrote.
+    /// A `msg` text or `signal` data that this load generator did not write.
     MsgUnreadable,
     /// `ended` named a chat that is not the user's current one.
     EndedWrongChat,
     /// `matched.partner.country` is not one the user's `countries` filter accepts.
     FilterViolated,
-    /// A line came from a partner who joined with another mode or language.
+    /// A line or signal came from a partner who joined with another mode or language.
     PartitionViolated,
     /// A side's `matched.common_interests` is not a sorted subset of its own interests, or
     /// the two sides were told different lists.
     CommonInterestsWrong,
+    /// A reconnection with `?client_id=` got a `welcome` with another `client_id`.
+    ClientIdNotKept,
 }
 
 impl ViolationKind {
     /// Every kind, in report order.
-    pub const ALL: [ViolationKind; 13] = [
+    pub const ALL: [ViolationKind; 14] = [
         Self::ChatOverfull,
         Self::ChatSeenOnce,
         Self::ChatWithSelf,
@@ -61,6 +65,7 @@ impl ViolationKind {
         Self::FilterViolated,
         Self::PartitionViolated,
         Self::CommonInterestsWrong,
+        Self::ClientIdNotKept,
     ];
 
     /// Judged by the [`ChatLedger`] over both sides of a chat. With `--workers` the two sides
@@ -99,6 +104,7 @@ impl ViolationKind {
             Self::FilterViolated => "filter_violated",
             Self::PartitionViolated => "partition_violated",
             Self::CommonInterestsWrong => "common_interests_wrong",
+            Self::ClientIdNotKept => "client_id_not_kept",
         }
     }
 }

@@ -1,4 +1,6 @@
 //! One simulated user: connect, join, chat for a while, skip, and again, until the run ends.
+//! At the end of a chat it may instead leave and join again after a pause, or close its
+//! connection and reconnect with its `client_id` (`--leave-share`, `--reconnect-share`).
 //!
 //! Every action has a scheduled time, and latencies are measured from it rather than from the
 //! moment the task got round to acting (an open model: a slow client or a slow server cannot
@@ -28,7 +30,9 @@ use super::profile::Profile;
 use super::recorder::{Event, Recorder};
 use super::source_ips::connect_tcp;
 use crate::ids::{ChatId, SessionId};
-use crate::protocol::{ClientMsg, Codec, EndReason, Frame, Matched, ServerMsg};
+use crate::protocol::{
+    ClientMsg, Codec, EndReason, Frame, Matched, ServerMsg, SignalData, Welcome,
+};
 
 /// What one user does, fixed before the run starts.
 #[derive(Clone, Debug)]
@@ -43,6 +47,12 @@ pub struct UserPlan {
     pub dwell: DwellRange,
     /// Chat lines per chat.
     pub msgs_per_chat: u32,
+    /// `signal` messages per chat.
+    pub signals_per_chat: u32,
+    /// Share of chat ends that are a `leave`, a pause, and a new `join`.
+    pub leave_share: f64,
+    /// Share of chat ends that are a closed connection, a reconnection and a new `join`.
+    pub reconnect_share: f64,
     /// Wire format.
     pub codec: Codec,
     /// Longest any single network step may take.
@@ -83,6 +93,8 @@ pub async fn run_user(plan: UserPlan, rec: &Recorder) {
 /// The chat a user is in, as that user sees it.
 struct InChat {
     chat: ChatId,
+    /// This side got `initiator: true`: its first signal is the offer.
+    initiator: bool,
     /// Learnt from the ledger on the first line received (the partner reports the chat before
     /// writing to it).
     partner: Option<SessionId>,
@@ -90,9 +102,33 @@ struct InChat {
     dwell: Duration,
     /// Lines sent so far; also the next line's sequence number.
     sent: u32,
-    /// `next` is on its way: no more lines, and no `join` when the partner ends first.
+    /// Signals sent so far; also the next signal's sequence number.
+    signals_sent: u32,
+    /// `next` or `leave` is on its way: no more lines, and no `join` when the partner ends
+    /// first.
     skip_sent: bool,
     last_seq_received: Option<u32>,
+    last_signal_seq_received: Option<u32>,
+}
+
+/// What a user does next in a chat, or after a `leave`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    /// Send the next chat line.
+    Line,
+    /// Send the next signal.
+    Signal,
+    /// End the chat: `next`, or `leave`, or a reconnection.
+    End,
+    /// Join again after the pause that followed a `leave`.
+    Rejoin,
+}
+
+/// The two kinds of partner messages that are checked alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Channel {
+    Line,
+    Signal,
 }
 
 struct User<'a> {
@@ -100,7 +136,14 @@ struct User<'a> {
     plan: &'a UserPlan,
     rec: &'a Recorder,
     session: SessionId,
+    /// The `client_id` of the first `welcome`, sent back on every reconnection.
+    client_id: String,
     rng: StdRng,
+    /// After a `leave` at the end of a chat: when to join again.
+    rejoin_at: Option<Instant>,
+    /// Those `leave`s not answered yet (`idle` or `ended {left}`), so that the `leave` at
+    /// the end of the run does not take their answer for its own.
+    unanswered_leaves: u32,
     chat: Option<InChat>,
     /// When the `join` or `next` now waiting for its `matched` was due.
     awaiting_match: Option<Instant>,
@@ -110,58 +153,21 @@ struct User<'a> {
 
 impl<'a> User<'a> {
     async fn connect(plan: &'a UserPlan, rec: &'a Recorder) -> Result<Self, Failure> {
-        let mut request = plan
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|_| Failure::Handshake)?;
-        if let Some(country) = &plan.profile.country {
-            // What a trusted proxy in front of the node would add.
-            let name = HeaderName::from_bytes(plan.country_header.as_bytes())
-                .map_err(|_| Failure::Handshake)?;
-            let value = HeaderValue::from_str(country).map_err(|_| Failure::Handshake)?;
-            request.headers_mut().insert(name, value);
-        }
-        let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
-        let port = request.uri().port_u16().unwrap_or(80);
-        let tcp = timeout(plan.step_timeout, connect_tcp(&host, port, plan.source_ip))
-            .await
-            .map_err(|_| Failure::Connect)?
-            .map_err(|_| Failure::Connect)?;
-        // Chat latency is the point: never wait for more bytes before sending.
-        let _ = tcp.set_nodelay(true);
-        // Thousands of users share this process: keep per-connection buffers small.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0)
-            .max_write_buffer_size(64 * 1024);
-        let (ws, _) = timeout(
-            plan.step_timeout,
-            tokio_tungstenite::client_async_with_config(request, tcp, Some(config)),
-        )
-        .await
-        .map_err(|_| Failure::Handshake)?
-        .map_err(|_| Failure::Handshake)?;
-        let mut user = User {
+        let (ws, welcome) = open(plan, rec, &plan.url).await?;
+        Recorder::record_latency(&rec.connect_latency, plan.start_at, Instant::now());
+        Ok(User {
             ws,
             plan,
             rec,
-            session: SessionId(0),
+            session: welcome.session,
+            client_id: welcome.client_id,
             rng: StdRng::seed_from_u64(plan.seed),
+            rejoin_at: None,
+            unanswered_leaves: 0,
             chat: None,
             awaiting_match: None,
             leaving: false,
-        };
-        let welcome = timeout(plan.step_timeout, user.ws.next()).await;
-        let Ok(Some(Ok(frame))) = welcome else {
-            return Err(Failure::Welcome);
-        };
-        match user.decode(frame) {
-            Some(ServerMsg::Welcome(welcome)) => user.session = welcome.session,
-            _ => return Err(Failure::Welcome),
-        }
-        Recorder::record_latency(&rec.connect_latency, plan.start_at, Instant::now());
-        Ok(user)
+        })
     }
 
     /// Joins, then chats and skips until the end of the run; then leaves and closes.
@@ -169,7 +175,9 @@ impl<'a> User<'a> {
         self.join(Instant::now()).await?;
         let end_at = self.plan.end_at;
         loop {
-            let due = self.next_action().map_or(end_at, |due| due.min(end_at));
+            let due = self
+                .next_action()
+                .map_or(end_at, |(due, _)| due.min(end_at));
             tokio::select! {
                 frame = self.ws.next() => match frame {
                     Some(Ok(frame)) => self.on_frame(frame).await?,
@@ -186,48 +194,137 @@ impl<'a> User<'a> {
         self.leave().await
     }
 
-    /// When the next line or the skip is due, if the user is in a chat and has one to make.
-    fn next_action(&self) -> Option<Instant> {
-        let chat = self.chat.as_ref().filter(|chat| !chat.skip_sent)?;
-        let lines = self.plan.msgs_per_chat;
-        if chat.sent < lines {
-            // Lines spread evenly over the dwell, the skip after the last.
-            Some(chat.started + chat.dwell * (chat.sent + 1) / (lines + 1))
-        } else {
-            Some(chat.started + chat.dwell)
+    /// The next action and when it is due: in a chat, the next line or signal (each kind
+    /// spread evenly over the dwell, a line first when both fall due together) and then the
+    /// chat's end; after a `leave`, the new `join`.
+    fn next_action(&self) -> Option<(Instant, Action)> {
+        let Some(chat) = self.chat.as_ref().filter(|chat| !chat.skip_sent) else {
+            return self.rejoin_at.map(|at| (at, Action::Rejoin));
+        };
+        // Item k of n is due at dwell × (k+1)/(n+1); the end after the last.
+        let spread = |done: u32, of: u32| {
+            (done < of).then(|| chat.started + chat.dwell * (done + 1) / (of + 1))
+        };
+        let line = spread(chat.sent, self.plan.msgs_per_chat).map(|at| (at, Action::Line));
+        let signal =
+            spread(chat.signals_sent, self.plan.signals_per_chat).map(|at| (at, Action::Signal));
+        match (line, signal) {
+            (Some(line), Some(signal)) => Some(if signal.0 < line.0 { signal } else { line }),
+            (Some(one), None) | (None, Some(one)) => Some(one),
+            (None, None) => Some((chat.started + chat.dwell, Action::End)),
         }
     }
 
     /// Does the action [`User::next_action`] named, now that it is due.
     async fn act(&mut self) -> Result<(), Failure> {
-        let Some(due) = self.next_action() else {
+        let Some((due, action)) = self.next_action() else {
             return Ok(());
         };
-        let chat = self.chat.as_mut().expect("an action implies a chat");
-        if chat.sent < self.plan.msgs_per_chat {
-            let line = ChatLine {
-                sender: self.session,
-                chat: chat.chat,
-                seq: chat.sent,
-                scheduled_us: self.rec.micros_since_epoch(due),
-                mode: self.plan.profile.mode.to_owned(),
-                lang: self.plan.profile.lang.clone(),
-            };
-            chat.sent += 1;
-            let msg = ClientMsg::Msg {
-                chat: line.chat,
-                text: line.encode(),
-            };
-            self.send(&msg).await?;
-            self.rec.msgs_sent.fetch_add(1, Ordering::Relaxed);
+        match action {
+            Action::Line => {
+                let chat = self.chat.as_mut().expect("a line implies a chat");
+                let line = ChatLine {
+                    sender: self.session,
+                    chat: chat.chat,
+                    seq: chat.sent,
+                    scheduled_us: self.rec.micros_since_epoch(due),
+                    mode: self.plan.profile.mode.to_owned(),
+                    lang: self.plan.profile.lang.clone(),
+                };
+                chat.sent += 1;
+                let msg = ClientMsg::Msg {
+                    chat: line.chat,
+                    text: line.encode(),
+                };
+                self.send(&msg).await?;
+                self.rec.msgs_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Action::Signal => {
+                let chat = self.chat.as_mut().expect("a signal implies a chat");
+                let line = ChatLine {
+                    sender: self.session,
+                    chat: chat.chat,
+                    seq: chat.signals_sent,
+                    scheduled_us: self.rec.micros_since_epoch(due),
+                    mode: self.plan.profile.mode.to_owned(),
+                    lang: self.plan.profile.lang.clone(),
+                };
+                chat.signals_sent += 1;
+                let msg = ClientMsg::Signal {
+                    chat: line.chat,
+                    data: SignalData(line.signal_data(chat.initiator)),
+                };
+                self.send(&msg).await?;
+                self.rec.signals_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Action::End => self.end_chat(due).await?,
+            Action::Rejoin => {
+                self.rejoin_at = None;
+                self.join(due).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the current chat as drawn: `leave` (then a pause and a new `join`), a closed and
+    /// reopened connection (then a new `join`), or else `next`.
+    async fn end_chat(&mut self, due: Instant) -> Result<(), Failure> {
+        let (leave, reconnect) = (self.plan.leave_share, self.plan.reconnect_share);
+        // Drawn only when there is a choice, so that the dwells of a plain run stay the same.
+        let draw: f64 = if leave + reconnect > 0.0 {
+            self.rng.random()
         } else {
-            chat.skip_sent = true;
+            1.0
+        };
+        if draw < leave {
+            let pause = self.draw_dwell();
+            self.chat.as_mut().expect("an end implies a chat").skip_sent = true;
+            self.unanswered_leaves += 1;
+            self.rejoin_at = Some(due + pause);
+            self.send(&ClientMsg::Leave).await?;
+            self.rec.leaves.fetch_add(1, Ordering::Relaxed);
+        } else if draw < leave + reconnect {
+            self.reconnect().await?;
+        } else {
+            self.chat.as_mut().expect("an end implies a chat").skip_sent = true;
             self.awaiting_match = Some(due);
             self.send(&ClientMsg::Next).await?;
             self.rec.skips.fetch_add(1, Ordering::Relaxed);
             self.rec.count(Event::Skip, Instant::now());
         }
         Ok(())
+    }
+
+    /// Closes the connection in the middle of a chat (the partner is told
+    /// `partner_disconnected`), opens a new one with this user's `client_id`, checks that the
+    /// server kept it, and joins again.
+    async fn reconnect(&mut self) -> Result<(), Failure> {
+        let _ = timeout(self.plan.step_timeout, self.ws.close(None)).await;
+        if self.chat.take().is_some() {
+            self.rec.in_chat.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.awaiting_match = None;
+        // Whatever the old connection still had to say is gone with it.
+        self.unanswered_leaves = 0;
+        let url = with_client_id(&self.plan.url, &self.client_id);
+        let (ws, welcome) = open(self.plan, self.rec, &url).await?;
+        self.ws = ws;
+        self.session = welcome.session;
+        if welcome.client_id != self.client_id {
+            self.rec.violations.record(ViolationKind::ClientIdNotKept);
+        }
+        self.rec.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.join(Instant::now()).await
+    }
+
+    /// A dwell time (or a pause after `leave`) drawn from `--dwell`.
+    fn draw_dwell(&mut self) -> Duration {
+        let DwellRange { min, max } = self.plan.dwell;
+        if min < max {
+            self.rng.random_range(min..=max)
+        } else {
+            min
+        }
     }
 
     async fn join(&mut self, due: Instant) -> Result<(), Failure> {
@@ -251,18 +348,19 @@ impl<'a> User<'a> {
                     // stopping there would miss that `matched` and make the chat look
                     // one-sided. A refused `leave` (`rate_limited`) ends the wait too: the
                     // close that follows leaves the pool as well.
-                    let answer = matches!(
-                        msg,
-                        ServerMsg::Idle
-                            | ServerMsg::Error {
-                                code: crate::protocol::ErrorCode::RateLimited,
-                                ..
-                            }
-                            | ServerMsg::Ended {
-                                reason: EndReason::Left,
-                                ..
-                            }
-                    );
+                    let answer = self.unanswered_leaves == 0
+                        && matches!(
+                            msg,
+                            ServerMsg::Idle
+                                | ServerMsg::Error {
+                                    code: crate::protocol::ErrorCode::RateLimited,
+                                    ..
+                                }
+                                | ServerMsg::Ended {
+                                    reason: EndReason::Left,
+                                    ..
+                                }
+                        );
                     self.on_message(msg).await?;
                     if answer {
                         return Ok(true);
@@ -291,15 +389,8 @@ impl<'a> User<'a> {
         }
     }
 
-    /// The protocol message in a frame; `None` for control frames. A frame that does not
-    /// decode is counted as an error (`undecodable`), since the server should never send one.
     fn decode(&self, frame: Message) -> Option<ServerMsg> {
-        let decoded = match frame {
-            Message::Text(text) => self.plan.codec.decode_text(text.as_str()),
-            Message::Binary(bytes) => self.plan.codec.decode_binary(&bytes),
-            _ => return None,
-        };
-        decoded.map_err(|_| self.rec.error("undecodable")).ok()
+        decode(self.plan.codec, self.rec, frame)
     }
 
     async fn on_frame(&mut self, frame: Message) -> Result<(), Failure> {
@@ -316,7 +407,25 @@ impl<'a> User<'a> {
         let now = Instant::now();
         match msg {
             ServerMsg::Matched(matched) => self.on_matched(matched, now),
-            ServerMsg::Msg { chat, text } => self.on_line(chat, &text, now),
+            ServerMsg::Msg { chat, text } => {
+                let rec = self.rec;
+                rec.msgs_received.fetch_add(1, Ordering::Relaxed);
+                rec.count(Event::MsgReceived, now);
+                self.on_delivery(Channel::Line, chat, ChatLine::decode(&text), now);
+            }
+            ServerMsg::Signal { chat, data } => {
+                self.rec.signals_received.fetch_add(1, Ordering::Relaxed);
+                let line = ChatLine::from_signal_data(&data.0);
+                self.on_delivery(Channel::Signal, chat, line, now);
+            }
+            ServerMsg::Idle => self.leave_answered(),
+            ServerMsg::Ended {
+                chat,
+                reason: EndReason::Left,
+            } => {
+                self.leave_answered();
+                return self.on_ended(chat, EndReason::Left, now).await;
+            }
             ServerMsg::Ended { chat, reason } => return self.on_ended(chat, reason, now).await,
             ServerMsg::Error { code, .. } => self.rec.error(code.as_str()),
             _ => {}
@@ -352,32 +461,47 @@ impl<'a> User<'a> {
         if sighting.first {
             rec.count(Event::Match, now);
         }
-        let DwellRange { min, max } = self.plan.dwell;
-        let dwell = if min < max {
-            self.rng.random_range(min..=max)
-        } else {
-            min
-        };
+        let dwell = self.draw_dwell();
         self.chat = Some(InChat {
             chat: matched.chat,
+            initiator: matched.initiator,
             partner: sighting.partner,
             started: now,
             dwell,
             sent: 0,
+            signals_sent: 0,
             skip_sent: false,
             last_seq_received: None,
+            last_signal_seq_received: None,
         });
     }
 
-    fn on_line(&mut self, chat: ChatId, text: &str, now: Instant) {
+    /// An `idle` or `ended {left}`: the answer to a `leave` sent at the end of a chat, if
+    /// one is pending.
+    fn leave_answered(&mut self) {
+        self.unanswered_leaves = self.unanswered_leaves.saturating_sub(1);
+    }
+
+    /// Times and checks a line or a signal from the partner (`line` is `None` when the
+    /// text or data is not one this generator wrote). Both are judged by the same rules and
+    /// counted under the same violation kinds; each has its own order.
+    fn on_delivery(
+        &mut self,
+        channel: Channel,
+        chat: ChatId,
+        line: Option<ChatLine>,
+        now: Instant,
+    ) {
         let rec = self.rec;
-        rec.msgs_received.fetch_add(1, Ordering::Relaxed);
-        rec.count(Event::MsgReceived, now);
-        let Some(line) = ChatLine::decode(text) else {
+        let Some(line) = line else {
             return rec.violations.record(ViolationKind::MsgUnreadable);
         };
         let due = rec.epoch + Duration::from_micros(line.scheduled_us);
-        Recorder::record_latency(&rec.msg_latency, due, now);
+        let histogram = match channel {
+            Channel::Line => &rec.msg_latency,
+            Channel::Signal => &rec.signal_latency,
+        };
+        Recorder::record_latency(histogram, due, now);
         let Some(current) = self.chat.as_mut() else {
             return rec.violations.record(ViolationKind::MsgWrongChat);
         };
@@ -400,13 +524,14 @@ impl<'a> User<'a> {
         if line.mode != profile.mode || line.lang != profile.lang {
             rec.violations.record(ViolationKind::PartitionViolated);
         }
-        if current
-            .last_seq_received
-            .is_some_and(|last| line.seq <= last)
-        {
+        let last_seq = match channel {
+            Channel::Line => &mut current.last_seq_received,
+            Channel::Signal => &mut current.last_signal_seq_received,
+        };
+        if last_seq.is_some_and(|last| line.seq <= last) {
             rec.violations.record(ViolationKind::MsgOutOfOrder);
         }
-        current.last_seq_received = Some(line.seq);
+        *last_seq = Some(line.seq);
     }
 
     async fn on_ended(
@@ -434,5 +559,84 @@ impl<'a> User<'a> {
             self.join(now).await?;
         }
         Ok(())
+    }
+}
+
+/// Opens a connection to `url` (with the user's country header) and reads its `welcome`.
+async fn open(
+    plan: &UserPlan,
+    rec: &Recorder,
+    url: &str,
+) -> Result<(WebSocketStream<TcpStream>, Welcome), Failure> {
+    let mut request = url.into_client_request().map_err(|_| Failure::Handshake)?;
+    if let Some(country) = &plan.profile.country {
+        // What a trusted proxy in front of the node would add.
+        let name = HeaderName::from_bytes(plan.country_header.as_bytes())
+            .map_err(|_| Failure::Handshake)?;
+        let value = HeaderValue::from_str(country).map_err(|_| Failure::Handshake)?;
+        request.headers_mut().insert(name, value);
+    }
+    let host = request.uri().host().unwrap_or("127.0.0.1").to_owned();
+    let port = request.uri().port_u16().unwrap_or(80);
+    let tcp = timeout(plan.step_timeout, connect_tcp(&host, port, plan.source_ip))
+        .await
+        .map_err(|_| Failure::Connect)?
+        .map_err(|_| Failure::Connect)?;
+    // Chat latency is the point: never wait for more bytes before sending.
+    let _ = tcp.set_nodelay(true);
+    // Thousands of users share this process: keep per-connection buffers small.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024);
+    let ws = timeout(
+        plan.step_timeout,
+        tokio_tungstenite::client_async_with_config(request, tcp, Some(config)),
+    )
+    .await
+    .map_err(|_| Failure::Handshake)?
+    .map_err(|_| Failure::Handshake)?;
+    let (mut ws, _) = ws;
+    let welcome = timeout(plan.step_timeout, ws.next()).await;
+    let Ok(Some(Ok(frame))) = welcome else {
+        return Err(Failure::Welcome);
+    };
+    match decode(plan.codec, rec, frame) {
+        Some(ServerMsg::Welcome(welcome)) => Ok((ws, welcome)),
+        _ => Err(Failure::Welcome),
+    }
+}
+
+/// The protocol message in a frame; `None` for control frames. A frame that does not decode
+/// is counted as an error (`undecodable`), since the server should never send one.
+fn decode(codec: Codec, rec: &Recorder, frame: Message) -> Option<ServerMsg> {
+    let decoded = match frame {
+        Message::Text(text) => codec.decode_text(text.as_str()),
+        Message::Binary(bytes) => codec.decode_binary(&bytes),
+        _ => return None,
+    };
+    decoded.map_err(|_| rec.error("undecodable")).ok()
+}
+
+/// The URL of a reconnection: the target's, with the user's `client_id`.
+fn with_client_id(url: &str, client_id: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}client_id={client_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconnection_names_the_client_id_after_any_codec() {
+        assert_eq!(
+            with_client_id("ws://h:1/ws", "c-1"),
+            "ws://h:1/ws?client_id=c-1"
+        );
+        assert_eq!(
+            with_client_id("ws://h:1/ws?codec=bincode", "c-1"),
+            "ws://h:1/ws?codec=bincode&client_id=c-1"
+        );
     }
 }

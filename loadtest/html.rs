@@ -48,6 +48,7 @@ pub fn render(report: &Report) -> String {
     for (name, l) in [
         ("match", &report.match_latency_ms),
         ("message", &report.msg_latency_ms),
+        ("signal", &report.signal_latency_ms),
         ("connect", &report.connect_latency_ms),
     ] {
         let _ = writeln!(

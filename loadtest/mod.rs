@@ -22,6 +22,7 @@ mod partial;
 mod profile;
 mod recorder;
 mod report;
+mod scenario;
 mod server_rss;
 mod source_ips;
 mod worker_progress;
@@ -40,6 +41,7 @@ pub use checks::ViolationKind;
 pub use partial::WorkerShare;
 pub use profile::{CountRange, Langs, ProfileArgs, COUNTRY_CODES};
 pub use report::{LatencySummary, PercentilePoint, Report, SecondSample};
+pub use scenario::{GivenFlags, ScenarioError, SCENARIO_KEYS};
 pub use server_rss::ServerRss;
 pub use source_ips::{parse_source_ips, SourceIps};
 pub use workers::{run_worker, run_workers};
@@ -70,6 +72,13 @@ pub enum LoadtestError {
     /// A `--workers` child could not be started, failed, or left no readable results.
     #[error("worker {index}: {reason}")]
     Worker { index: usize, reason: String },
+    /// The `--scenario` file cannot be read, is not JSON, or holds an unknown key or a bad
+    /// value.
+    #[error("--scenario {0}")]
+    Scenario(#[from] ScenarioError),
+    /// `--leave-share` and `--reconnect-share` together exceed 1.
+    #[error("--leave-share {leave} plus --reconnect-share {reconnect} exceeds 1")]
+    Shares { leave: f64, reconnect: f64 },
 }
 
 /// Which of the planned users this process plays: those whose index is `index` modulo
@@ -98,6 +107,7 @@ enum ProgressLine {
 /// [`run_workers`]), prints progress on stderr (unless `--quiet`), writes the `--json` and
 /// `--html` files, and returns the report with the assertions checked.
 pub async fn run(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
+    let args = &args.with_scenario()?;
     let urls = target_urls(args)?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let epoch = Instant::now();
@@ -135,6 +145,9 @@ async fn play(
             end_at,
             dwell: args.dwell,
             msgs_per_chat: args.msgs_per_chat,
+            signals_per_chat: args.signals_per_chat,
+            leave_share: args.leave_share,
+            reconnect_share: args.reconnect_share,
             codec: args.codec.codec(),
             step_timeout: args.step_timeout,
             seed: seed.wrapping_add(index as u64),
@@ -184,6 +197,7 @@ fn conclude(
 /// Runs `--inproc`: a node's shards in this process, driven by virtual users. Blocking; call
 /// it outside any async runtime. Writes the same `--json` and `--html` files as a socket run.
 pub fn run_inproc(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
+    let args = &args.with_scenario()?;
     if args.users < 2 {
         return Err(LoadtestError::Empty);
     }
@@ -221,10 +235,17 @@ fn write(path: &PathBuf, contents: String) -> Result<(), LoadtestError> {
     })
 }
 
-/// Every target's URL, checked; an error without clients or targets.
+/// Every target's URL, checked; an error without clients or targets, or with shares of
+/// chat ends that add up to more than all of them.
 fn target_urls(args: &LoadtestArgs) -> Result<Vec<String>, LoadtestError> {
     if args.clients == 0 || args.targets.is_empty() {
         return Err(LoadtestError::Empty);
+    }
+    if args.leave_share + args.reconnect_share > 1.0 {
+        return Err(LoadtestError::Shares {
+            leave: args.leave_share,
+            reconnect: args.reconnect_share,
+        });
     }
     args.targets
         .iter()

@@ -33,6 +33,21 @@ pub struct Partial {
     pub msgs_sent: u64,
     /// `msg` received.
     pub msgs_received: u64,
+    /// `signal` sent.
+    #[serde(default)]
+    pub signals_sent: u64,
+    /// `signal` received.
+    #[serde(default)]
+    pub signals_received: u64,
+    /// `leave` sent at the end of a chat.
+    #[serde(default)]
+    pub leaves: u64,
+    /// Connections closed and opened again.
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Signal latency, as recorded (value, count) pairs in µs.
+    #[serde(default)]
+    pub signal_latency: Vec<(u64, u64)>,
     /// Match latency, as recorded (value, count) pairs in µs.
     pub match_latency: Vec<(u64, u64)>,
     /// Message latency, likewise.
@@ -98,6 +113,11 @@ impl Partial {
             matched: rec.matched.load(Ordering::Relaxed),
             msgs_sent: rec.msgs_sent.load(Ordering::Relaxed),
             msgs_received: rec.msgs_received.load(Ordering::Relaxed),
+            signals_sent: rec.signals_sent.load(Ordering::Relaxed),
+            signals_received: rec.signals_received.load(Ordering::Relaxed),
+            leaves: rec.leaves.load(Ordering::Relaxed),
+            reconnects: rec.reconnects.load(Ordering::Relaxed),
+            signal_latency: recorded_pairs(&rec.signal_latency.lock()),
             match_latency: recorded_pairs(&rec.match_latency.lock()),
             msg_latency: recorded_pairs(&rec.msg_latency.lock()),
             connect_latency: recorded_pairs(&rec.connect_latency.lock()),
@@ -130,6 +150,13 @@ pub fn merge(partials: Vec<Partial>, rec: &Recorder) {
         rec.msgs_sent.fetch_add(part.msgs_sent, Ordering::Relaxed);
         rec.msgs_received
             .fetch_add(part.msgs_received, Ordering::Relaxed);
+        rec.signals_sent
+            .fetch_add(part.signals_sent, Ordering::Relaxed);
+        rec.signals_received
+            .fetch_add(part.signals_received, Ordering::Relaxed);
+        rec.leaves.fetch_add(part.leaves, Ordering::Relaxed);
+        rec.reconnects.fetch_add(part.reconnects, Ordering::Relaxed);
+        add_pairs(&rec.signal_latency, &part.signal_latency);
         add_pairs(&rec.match_latency, &part.match_latency);
         add_pairs(&rec.msg_latency, &part.msg_latency);
         add_pairs(&rec.connect_latency, &part.connect_latency);
@@ -250,6 +277,11 @@ mod tests {
             matched: 1,
             msgs_sent: 1,
             msgs_received: 1,
+            signals_sent: 0,
+            signals_received: 0,
+            leaves: 0,
+            reconnects: 0,
+            signal_latency: Vec::new(),
             match_latency: recorded_pairs(&histogram_of([1000])),
             msg_latency: Vec::new(),
             connect_latency: recorded_pairs(&histogram_of([500])),
@@ -269,8 +301,17 @@ mod tests {
             sender_claims: vec![SenderClaim(7, session, sender)],
         };
         let rec = Recorder::new(Instant::now());
-        merge(vec![worker(1, true, 2), worker(2, false, 1)], &rec);
+        let mut signaller = worker(2, false, 1);
+        signaller.signals_received = 3;
+        signaller.signal_latency = recorded_pairs(&histogram_of([700, 800, 900]));
+        signaller.leaves = 1;
+        signaller.reconnects = 2;
+        merge(vec![worker(1, true, 2), signaller], &rec);
         assert_eq!(rec.violations.total(), 0);
+        assert_eq!(rec.signals_received.load(Ordering::Relaxed), 3);
+        assert_eq!(rec.signal_latency.lock().len(), 3);
+        assert_eq!(rec.leaves.load(Ordering::Relaxed), 1);
+        assert_eq!(rec.reconnects.load(Ordering::Relaxed), 2);
         assert_eq!(rec.ledger.chats(), 1);
         assert_eq!(rec.connect_latency.lock().len(), 2);
         assert_eq!(rec.errors.lock()["stale_chat"], 2);

@@ -274,7 +274,7 @@ pub fn parse_share(text: &str) -> Result<f64, String> {
 }
 
 /// Checks that a header name is one HTTP accepts.
-fn parse_header_name(text: &str) -> Result<String, String> {
+pub fn parse_header_name(text: &str) -> Result<String, String> {
     HeaderName::from_bytes(text.as_bytes())
         .map(|_| text.to_owned())
         .map_err(|_| format!("`{text}` is not an HTTP header name"))

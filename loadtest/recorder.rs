@@ -60,6 +60,8 @@ pub struct Recorder {
     pub match_latency: Mutex<Histogram<u64>>,
     /// Scheduled `msg` send to its receipt by the partner.
     pub msg_latency: Mutex<Histogram<u64>>,
+    /// Scheduled `signal` send to its receipt by the partner.
+    pub signal_latency: Mutex<Histogram<u64>>,
     /// Scheduled connect to `welcome` received.
     pub connect_latency: Mutex<Histogram<u64>>,
     /// Users with an open connection right now.
@@ -76,6 +78,15 @@ pub struct Recorder {
     pub msgs_sent: AtomicU64,
     /// `msg` received.
     pub msgs_received: AtomicU64,
+    /// `signal` sent.
+    pub signals_sent: AtomicU64,
+    /// `signal` received.
+    pub signals_received: AtomicU64,
+    /// `leave` sent at the end of a chat instead of `next` (`--leave-share`; the `leave` at
+    /// the end of the run is not counted).
+    pub leaves: AtomicU64,
+    /// Connections closed at the end of a chat and opened again (`--reconnect-share`).
+    pub reconnects: AtomicU64,
     /// `error` messages by code.
     pub errors: Mutex<BTreeMap<String, u64>>,
     /// Users whose connection failed or broke, by what went wrong.
@@ -98,6 +109,7 @@ impl Recorder {
             epoch,
             match_latency: Mutex::new(latency_histogram()),
             msg_latency: Mutex::new(latency_histogram()),
+            signal_latency: Mutex::new(latency_histogram()),
             connect_latency: Mutex::new(latency_histogram()),
             connected: AtomicI64::new(0),
             in_chat: AtomicI64::new(0),
@@ -106,6 +118,10 @@ impl Recorder {
             matched: AtomicU64::new(0),
             msgs_sent: AtomicU64::new(0),
             msgs_received: AtomicU64::new(0),
+            signals_sent: AtomicU64::new(0),
+            signals_received: AtomicU64::new(0),
+            leaves: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
             errors: Mutex::default(),
             connection_failures: Mutex::default(),
             violations: Violations::default(),

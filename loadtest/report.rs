@@ -88,6 +88,18 @@ pub struct Report {
     pub msgs_sent: u64,
     /// `msg` received.
     pub msgs_received: u64,
+    /// `signal` sent.
+    #[serde(default)]
+    pub signals_sent: u64,
+    /// `signal` received.
+    #[serde(default)]
+    pub signals_received: u64,
+    /// `leave` sent at the end of a chat instead of `next` (not the one at the end of the run).
+    #[serde(default)]
+    pub leaves: u64,
+    /// Connections closed at the end of a chat and opened again with `?client_id=`.
+    #[serde(default)]
+    pub reconnects: u64,
     /// `next` sent per second.
     pub skips_per_sec: f64,
     /// Chats begun per second.
@@ -98,6 +110,9 @@ pub struct Report {
     pub match_latency_ms: LatencySummary,
     /// Scheduled `msg` to its receipt by the partner.
     pub msg_latency_ms: LatencySummary,
+    /// Scheduled `signal` to its receipt by the partner.
+    #[serde(default)]
+    pub signal_latency_ms: LatencySummary,
     /// Scheduled connect to `welcome`.
     pub connect_latency_ms: LatencySummary,
     /// `error` messages, expected ones (`stale_chat`) left out.
@@ -150,6 +165,7 @@ impl Report {
         let connection_failures_by_kind = rec.connection_failures.lock().clone();
         let match_latency = rec.match_latency.lock();
         let msg_latency = rec.msg_latency.lock();
+        let signal_latency = rec.signal_latency.lock();
         let connect_latency = rec.connect_latency.lock();
         Report {
             targets,
@@ -165,11 +181,16 @@ impl Report {
             matches_with_common_interests: rec.ledger.chats_with_common_interests(),
             msgs_sent: rec.msgs_sent.load(Ordering::Relaxed),
             msgs_received,
+            signals_sent: rec.signals_sent.load(Ordering::Relaxed),
+            signals_received: rec.signals_received.load(Ordering::Relaxed),
+            leaves: rec.leaves.load(Ordering::Relaxed),
+            reconnects: rec.reconnects.load(Ordering::Relaxed),
             skips_per_sec: skips as f64 / secs,
             matches_per_sec: matches as f64 / secs,
             msgs_per_sec: msgs_received as f64 / secs,
             match_latency_ms: summarize(&match_latency),
             msg_latency_ms: summarize(&msg_latency),
+            signal_latency_ms: summarize(&signal_latency),
             connect_latency_ms: summarize(&connect_latency),
             errors: errors_by_code
                 .iter()
@@ -207,6 +228,7 @@ impl Report {
             let latency = match kind {
                 "match" => Some(&self.match_latency_ms),
                 "msg" => Some(&self.msg_latency_ms),
+                "signal" => Some(&self.signal_latency_ms),
                 "connect" => Some(&self.connect_latency_ms),
                 _ => None,
             };
@@ -230,6 +252,8 @@ impl Report {
             "msgs_per_sec" => self.msgs_per_sec,
             "matches" => self.matches as f64,
             "skips" => self.skips as f64,
+            "leaves" => self.leaves as f64,
+            "reconnects" => self.reconnects as f64,
             "server_rss_per_user_kib" => self.server_rss_per_user_kib?,
             _ => return None,
         })
@@ -320,6 +344,13 @@ impl fmt::Display for Report {
             self.msgs_sent,
             self.msgs_received
         )?;
+        if self.signals_sent + self.signals_received + self.leaves + self.reconnects > 0 {
+            writeln!(
+                f,
+                "signals sent {} received {}  leaves {}  reconnects {}",
+                self.signals_sent, self.signals_received, self.leaves, self.reconnects
+            )?;
+        }
         if self.matches_with_common_interests > 0 {
             writeln!(
                 f,
@@ -340,6 +371,7 @@ impl fmt::Display for Report {
         for (name, l) in [
             ("match", &self.match_latency_ms),
             ("message", &self.msg_latency_ms),
+            ("signal", &self.signal_latency_ms),
             ("connect", &self.connect_latency_ms),
         ] {
             writeln!(

@@ -64,6 +64,8 @@ pub async fn run_worker(args: &LoadtestArgs) -> Result<(), LoadtestError> {
 /// Runs the load over `args.worker_processes()` child processes, merges their results, and
 /// concludes as [`run`](super::run) does. Blocking; call it outside any async runtime.
 pub fn run_workers(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
+    // The children get the scenario's settings as flags, not the file.
+    let args = &args.with_scenario()?;
     target_urls(args)?;
     let count = args.worker_processes();
     let seed = args.seed.unwrap_or_else(rand::random);
@@ -208,6 +210,9 @@ fn child_args(
     );
     flag("--dwell", dwell);
     flag("--msgs-per-chat", args.msgs_per_chat.to_string());
+    flag("--signals-per-chat", args.signals_per_chat.to_string());
+    flag("--leave-share", args.leave_share.to_string());
+    flag("--reconnect-share", args.reconnect_share.to_string());
     flag("--codec", args.codec.as_str().to_owned());
     flag("--seed", seed.to_string());
     flag("--step-timeout", duration_arg(args.step_timeout));
@@ -274,6 +279,12 @@ mod tests {
             "2.5s",
             "--dwell",
             "100ms..1.25s",
+            "--signals-per-chat",
+            "4",
+            "--leave-share",
+            "0.25",
+            "--reconnect-share",
+            "0.125",
             "--source-ips",
             "127.0.0.2-127.0.0.3",
             "--workers",
@@ -291,6 +302,8 @@ mod tests {
         assert_eq!(child.clients, 30);
         assert_eq!(child.duration, parent.duration);
         assert_eq!(child.dwell, parent.dwell);
+        assert_eq!(child.signals_per_chat, 4);
+        assert_eq!((child.leave_share, child.reconnect_share), (0.25, 0.125));
         assert_eq!(child.step_timeout, parent.step_timeout);
         assert_eq!(child.source_ips, parent.source_ips);
         assert_eq!(child.seed, Some(9));

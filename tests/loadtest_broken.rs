@@ -1,7 +1,8 @@
 //! `tandem loadtest` against deliberately broken servers: a double that speaks the protocol
-//! but pairs a user twice, delivers a line to the wrong user, or ignores every preference
-//! (mode, language, country filter) and tells the two sides different shared interests. The
-//! generator must see it, count it, and fail the run with a non-zero exit code.
+//! but pairs a user twice, delivers a line or a signal to the wrong user, or ignores every
+//! preference (mode, language, country filter) and tells the two sides different shared
+//! interests; none keeps a reconnecting user's `client_id`. The generator must see it, count
+//! it, and fail the run with a non-zero exit code.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +22,8 @@ enum Bug {
     PairsOneUserTwice,
     /// Every chat line goes to some user other than the partner.
     Misroutes,
+    /// Chat lines reach the partner, but every signal goes to some other user.
+    MisroutesSignals,
     /// Pairs whoever waits, whatever their mode, language or country filter, reports every
     /// partner from `ZZ`, and tells only the initiator that the two share `t0`.
     IgnoresPreferences,
@@ -102,7 +105,9 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
                 let _ = tx.send(ServerMsg::Waiting);
                 let other = match bug {
                     Bug::PairsOneUserTwice => w.waiting.first().copied(),
-                    Bug::Misroutes | Bug::IgnoresPreferences => w.waiting.pop(),
+                    Bug::Misroutes | Bug::MisroutesSignals | Bug::IgnoresPreferences => {
+                        w.waiting.pop()
+                    }
                 };
                 match other {
                     Some(other) if other != id => {
@@ -143,6 +148,20 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
                 };
                 if let Some(out) = to.and_then(|to| w.outboxes.get(&to)) {
                     let _ = out.send(ServerMsg::Msg { chat, text });
+                }
+            }
+            ClientMsg::Signal { chat, data } => {
+                let to = match (bug, w.partner.get(&id)) {
+                    (Bug::MisroutesSignals, _) => w
+                        .outboxes
+                        .keys()
+                        .copied()
+                        .find(|&k| k != id && w.partner.get(&id).map(|p| p.0) != Some(k)),
+                    (_, Some((partner, _))) => Some(*partner),
+                    _ => None,
+                };
+                if let Some(out) = to.and_then(|to| w.outboxes.get(&to)) {
+                    let _ = out.send(ServerMsg::Signal { chat, data });
                 }
             }
             ClientMsg::Leave => {
@@ -260,4 +279,40 @@ async fn different_shared_interests_on_the_two_sides_are_seen_across_workers() {
     let wrong = violations(&report, "common_interests_wrong");
     assert!(chats > 0 && wrong >= chats, "{report:#}");
     assert_eq!(violations(&report, "filter_violated"), 0, "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_misroutes_signals_fails_the_run() {
+    let addr = broken_server(Bug::MisroutesSignals).await;
+    let flags = ["--signals-per-chat", "2"];
+    let (status, report) = loadtest_binary(addr, "signals", &flags).await;
+    assert!(!status.success(), "exit code must be non-zero");
+    assert!(report["msgs_received"].as_u64().unwrap() > 0, "{report:#}");
+    assert!(
+        report["signals_received"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    assert!(
+        report["signal_latency_ms"]["count"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    // Lines are delivered right, so what is misrouted is a signal.
+    let misrouted = violations(&report, "msg_wrong_sender") + violations(&report, "msg_wrong_chat");
+    assert!(misrouted > 0, "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_forgets_client_ids_fails_the_run() {
+    // Every double hands out a new `client_id` on each connection, `?client_id=` or not.
+    let addr = broken_server(Bug::MisroutesSignals).await;
+    let flags = ["--reconnect-share", "0.5"];
+    let (status, report) = loadtest_binary(addr, "client-id", &flags).await;
+    assert!(!status.success(), "exit code must be non-zero");
+    let reconnects = report["reconnects"].as_u64().unwrap();
+    assert!(reconnects > 0, "{report:#}");
+    assert_eq!(
+        violations(&report, "client_id_not_kept"),
+        reconnects,
+        "{report:#}"
+    );
 }

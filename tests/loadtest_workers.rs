@@ -273,3 +273,48 @@ async fn profiles_reach_every_worker_and_are_judged_over_both_sides() {
     assert!(shared > 0, "{report:#}");
     server.shutdown().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn a_scenario_with_signals_leaves_and_reconnects_reaches_every_worker() {
+    let server = generous_server();
+    let target = format!("ws://{}/ws", server.addr);
+    // The parent reads the file; its children get the settings as flags.
+    let scenario = std::env::temp_dir().join(format!(
+        "tandem-workers-{}-scenario.json",
+        std::process::id()
+    ));
+    std::fs::write(
+        &scenario,
+        r#"{"clients": 30, "duration": "3s", "ramp": "0.5s", "dwell": "100ms..400ms",
+            "msgs_per_chat": 1, "signals_per_chat": 3, "leave_share": 0.25,
+            "reconnect_share": 0.25}"#,
+    )
+    .unwrap();
+    let args = flags(&[
+        "--target",
+        &target,
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--quiet",
+    ]);
+
+    let (status, stdout, stderr, report) = loadtest_binary("scenario", &args).await;
+    let _ = std::fs::remove_file(&scenario);
+
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert_eq!(report["clients"], 30, "{report:#}");
+    assert_eq!(report["workers"].as_array().map(Vec::len), Some(2));
+    assert_eq!(report["violations"], 0, "{report:#}");
+    assert_eq!(report["connection_failures"], 0, "{report:#}");
+    let received = report["signals_received"].as_u64().unwrap();
+    assert!(received > 0, "{report:#}");
+    assert_eq!(
+        report["signal_latency_ms"]["count"].as_u64(),
+        Some(received)
+    );
+    assert!(report["leaves"].as_u64().unwrap() > 0, "{report:#}");
+    assert!(report["reconnects"].as_u64().unwrap() > 0, "{report:#}");
+    server.shutdown().await.unwrap();
+}

@@ -90,9 +90,15 @@ mod tests {
         d.add(t0 + Duration::from_secs(5), TicketId(3));
         assert_eq!(due(&mut d, t0), Vec::<u64>::new());
         assert_eq!(due(&mut d, t0 + Duration::from_millis(5)), [1]);
-        assert_eq!(due(&mut d, t0 + Duration::from_millis(6)), Vec::<u64>::new());
+        assert_eq!(
+            due(&mut d, t0 + Duration::from_millis(6)),
+            Vec::<u64>::new()
+        );
         assert_eq!(due(&mut d, t0 + Duration::from_millis(7)), [2]);
-        assert_eq!(due(&mut d, t0 + Duration::from_millis(4999)), Vec::<u64>::new());
+        assert_eq!(
+            due(&mut d, t0 + Duration::from_millis(4999)),
+            Vec::<u64>::new()
+        );
         assert_eq!(due(&mut d, t0 + Duration::from_secs(5)), [3]);
     }
 
