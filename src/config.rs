@@ -105,12 +105,18 @@ impl Default for ServeArgs {
 }
 
 impl ServeArgs {
-    /// How sessions behave under these flags; fails if the GeoIP database cannot be read.
-    pub fn session_settings(&self) -> Result<SessionSettings, crate::geoip::GeoIpError> {
+    /// How sessions behave under these flags; fails if the GeoIP database cannot be read or
+    /// the entitlement secret is too short to keep tokens unforgeable.
+    pub fn session_settings(&self) -> Result<SessionSettings, ConfigError> {
         let geoip = match &self.geoip {
             Some(path) => Some(std::sync::Arc::new(crate::geoip::GeoIp::open(path)?)),
             None => None,
         };
+        if let Some(secret) = &self.entitlement_secret {
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(ConfigError::WeakSecret);
+            }
+        }
         let ice_servers = if self.stun.is_empty() {
             Vec::new()
         } else {
@@ -146,6 +152,21 @@ impl ServeArgs {
     pub fn cores() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
+}
+
+/// The shortest entitlement secret accepted: an empty or short one (an unset variable in a
+/// deployment template) would let anyone mint premium tokens.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Why a node cannot start with these flags.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    GeoIp(#[from] crate::geoip::GeoIpError),
+    #[error(
+        "--entitlement-secret must be at least {MIN_SECRET_BYTES} bytes (32 or more recommended)"
+    )]
+    WeakSecret,
 }
 
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.

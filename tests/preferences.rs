@@ -362,6 +362,21 @@ mod geoip {
     }
 
     #[actix_rt::test]
+    async fn a_weak_entitlement_secret_stops_the_node_from_starting() {
+        for secret in ["", "short"] {
+            let args = tandem::config::ServeArgs {
+                entitlement_secret: Some(secret.into()),
+                ..test_args()
+            };
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let err = tandem::RunningServer::start(&args, listener)
+                .err()
+                .expect("refused");
+            assert!(err.to_string().contains("entitlement-secret"), "{err}");
+        }
+    }
+
+    #[actix_rt::test]
     async fn a_missing_database_stops_the_node_from_starting() {
         let args = tandem::config::ServeArgs {
             geoip: Some("/nonexistent/geoip.mmdb".into()),

@@ -1,7 +1,7 @@
-//! A fast, non-cryptographic hasher for the pool's maps.
-//!
-//! The keys are server-made (ticket ids from a counter, bucket keys from validated
-//! preferences), so hash flooding by clients is not a concern, and SipHash's cost is.
+//! A fast, non-cryptographic hasher for the pool's maps whose keys the server makes (ticket
+//! ids from a counter, bucket keys from validated mode and language): clients cannot choose
+//! them, so hash flooding is not a concern there, and SipHash's cost is. Maps keyed by what
+//! clients choose (interest tags) use the standard, randomly keyed hasher instead.
 
 use std::hash::{BuildHasherDefault, Hasher};
 

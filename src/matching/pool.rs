@@ -11,6 +11,7 @@
 //! tombstones outnumber the living in that queue.
 
 use std::collections::hash_map::Entry;
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
@@ -133,8 +134,12 @@ impl<T> Slab<T> {
             return None;
         }
         let slot = place.occupant.take()?;
-        place.generation = place.generation.wrapping_add(1);
-        self.free.push(handle.index);
+        // A place whose generation would wrap is retired, not reused: a stale handle to it
+        // could otherwise match a later occupant and pair across buckets.
+        if let Some(next) = place.generation.checked_add(1) {
+            place.generation = next;
+            self.free.push(handle.index);
+        }
         Some(slot)
     }
 
@@ -152,8 +157,10 @@ pub struct WaitingPool<T> {
     /// The random queue of each bucket. Kept apart from the interest queues so that the
     /// busiest path (users without interests) hashes and stores only a 16-byte key.
     random: HashMap<BucketKey, Queue, FastBuild>,
-    /// The queue of each (bucket, interest).
-    by_interest: HashMap<(BucketKey, Tag), Queue, FastBuild>,
+    /// The queue of each (bucket, interest). Tags are chosen by clients, so this map uses a
+    /// randomly keyed hasher (SipHash): with an unkeyed one, a client could send thousands
+    /// of tags with the same hash and make every lookup in this shard walk them.
+    by_interest: HashMap<(BucketKey, Tag), Queue, RandomState>,
     /// Queues with no live entry, kept for reuse: a busy bucket empties and refills
     /// thousands of times a second, and re-creating its queue each time was a third of the
     /// pool's cost. Swept once they outnumber the others.

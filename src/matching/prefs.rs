@@ -165,6 +165,9 @@ pub struct Preferences {
     pub college: Option<Tag>,
     /// College mode: the same college only.
     pub same_college: bool,
+    /// When the entitlement behind `want_gender` or `college` runs out: re-queues after it
+    /// are refused, so a connection kept open does not keep a premium filter for ever.
+    pub premium_until: Option<std::time::Instant>,
 }
 
 impl Preferences {
@@ -182,6 +185,7 @@ impl Preferences {
             want_gender: GenderFilter::default(),
             college: None,
             same_college: false,
+            premium_until: None,
         }
     }
 
@@ -295,6 +299,9 @@ impl Preferences {
             want_gender: GenderFilter::of(want_gender),
             college,
             same_college: join.same_college,
+            premium_until: claims.map(|c| {
+                std::time::Instant::now() + Duration::from_secs(c.exp.saturating_sub(unix_now()))
+            }),
         })
     }
 }

@@ -290,6 +290,11 @@ impl Actor for UserSession {
             .fetch_add(1, Ordering::Relaxed);
         node.sessions
             .insert(self.core.id(), ctx.address().recipient());
+        if !node.is_ready() {
+            // Shutdown began between the upgrade and this registration, so the broadcast may
+            // have missed this session: tell it now.
+            ctx.notify(SessionEvent::Shutdown);
+        }
         ctx.run_interval(node.settings.heartbeat_interval, |act, ctx| {
             act.heartbeat(ctx)
         });

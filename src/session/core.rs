@@ -347,6 +347,17 @@ impl SessionCore {
 
     fn enqueue(&mut self, state: &mut SeatState, now: Instant, out: &mut Vec<Effect>) {
         let prefs = self.prefs.as_ref().expect("enqueue only after a join");
+        if prefs.premium_until.is_some_and(|until| now >= until) {
+            // The entitlement ran out since the join: no premium filter past its expiry.
+            *state = SeatState::Idle;
+            self.phase = Phase::Idle;
+            self.prefs = None;
+            out.push(error(
+                ErrorCode::EntitlementRequired,
+                "your entitlement has expired: join again with a new one",
+            ));
+            return;
+        }
         let bucket = BucketKey {
             mode: prefs.mode,
             lang: prefs.lang,
@@ -400,4 +411,67 @@ fn stale(chat: ChatId) -> Effect {
         ErrorCode::StaleChat,
         format!("chat {chat} is over; the message was dropped"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::matching::{Lang, Mode};
+    use crate::session::SessionLink;
+
+    struct Nowhere;
+    impl SessionLink for Nowhere {
+        fn deliver(&self, _: SessionEvent) {}
+    }
+
+    fn core() -> SessionCore {
+        let me = Peer {
+            session: SessionId(1),
+            link: Arc::new(Nowhere),
+        };
+        SessionCore::new(me, PartnerInfo::default())
+    }
+
+    fn sent_error(out: &[Effect]) -> Option<ErrorCode> {
+        out.iter().find_map(|e| match e {
+            Effect::Send(ServerMsg::Error { code, .. }) => Some(*code),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_premium_filter_is_not_requeued_past_its_entitlement() {
+        let now = Instant::now();
+        let mut prefs = Preferences::random(Mode::Text, Lang::EN, false);
+        prefs.premium_until = Some(now + Duration::from_secs(60));
+        let mut session = core();
+        let mut out = Vec::new();
+        session.join(prefs, now, &mut out);
+        assert!(matches!(session.phase(), Phase::Waiting { .. }));
+        session.leave(now, &mut out);
+        out.clear();
+        session.next(now + Duration::from_secs(30), &mut out);
+        assert!(
+            matches!(session.phase(), Phase::Waiting { .. }),
+            "still entitled"
+        );
+        session.leave(now, &mut out);
+        out.clear();
+        session.next(now + Duration::from_secs(61), &mut out);
+        assert_eq!(sent_error(&out), Some(ErrorCode::EntitlementRequired));
+        assert!(matches!(session.phase(), Phase::Idle));
+        assert!(
+            !out.iter().any(|e| matches!(e, Effect::Place(_))),
+            "not queued"
+        );
+        out.clear();
+        session.next(now + Duration::from_secs(62), &mut out);
+        assert_eq!(
+            sent_error(&out),
+            Some(ErrorCode::NotJoined),
+            "must join again"
+        );
+    }
 }
