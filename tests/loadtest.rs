@@ -6,28 +6,11 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
-use common::generous_server;
-use tandem::loadtest::{run, LoadtestArgs, Report};
-
-/// Parses flags exactly as `tandem loadtest` would.
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: LoadtestArgs,
-}
+use common::{generous_server, loadtest_args, run_loadtest};
+use tandem::loadtest::{LoadtestArgs, Report};
 
 fn scratch_file(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tandem-loadtest-{}-{name}", std::process::id()))
-}
-
-/// Runs the generator with a bound on the whole run, so a hang fails the test.
-async fn run_bounded(args: &LoadtestArgs) -> Report {
-    let bound = args.duration + 4 * args.step_timeout;
-    tokio::time::timeout(bound, run(args))
-        .await
-        .expect("the load test did not finish in time")
-        .expect("the load test could not run")
 }
 
 #[actix_rt::test]
@@ -36,7 +19,7 @@ async fn fifty_users_chat_and_skip_without_breaking_a_promise() {
     let json = scratch_file("fifty.json");
     let html = scratch_file("fifty.html");
     let target = format!("ws://{}/ws", server.addr);
-    let args = Cli::parse_from([
+    let args = loadtest_args([
         "loadtest",
         "--target",
         &target,
@@ -59,10 +42,11 @@ async fn fifty_users_chat_and_skip_without_breaking_a_promise() {
         json.to_str().unwrap(),
         "--html",
         html.to_str().unwrap(),
-    ])
-    .args;
+    ]);
 
-    let report = run_bounded(&args).await;
+    let report = run_loadtest(&args)
+        .await
+        .expect("the load test could not run");
 
     assert_eq!(report.violations, 0, "{report}");
     assert_eq!(report.connection_failures, 0, "{report}");
@@ -128,7 +112,9 @@ async fn bincode_users_are_measured_alike() {
         max: Duration::from_millis(150),
     };
 
-    let report = run_bounded(&args).await;
+    let report = run_loadtest(&args)
+        .await
+        .expect("the load test could not run");
 
     assert_eq!(report.codec, "bincode");
     assert_eq!(report.violations, 0, "{report}");
@@ -141,7 +127,7 @@ async fn bincode_users_are_measured_alike() {
 async fn a_failed_assertion_fails_the_run() {
     let server = generous_server();
     let target = format!("ws://{}/ws", server.addr);
-    let args = Cli::parse_from([
+    let args = loadtest_args([
         "loadtest",
         "--target",
         &target,
@@ -156,10 +142,11 @@ async fn a_failed_assertion_fails_the_run() {
         "--quiet",
         "--assert",
         "match_p99<0ms,violations=0",
-    ])
-    .args;
+    ]);
 
-    let report = run_bounded(&args).await;
+    let report = run_loadtest(&args)
+        .await
+        .expect("the load test could not run");
 
     assert_eq!(report.failed_assertions.len(), 1, "{report}");
     assert!(report.failed_assertions[0].starts_with("match_p99<0ms"));

@@ -8,19 +8,11 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
-use common::generous_server;
-use tandem::loadtest::{run, LoadtestArgs, LoadtestError, Report, ScenarioError};
-
-/// Parses flags exactly as `tandem loadtest` would.
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: LoadtestArgs,
-}
+use common::{generous_server, loadtest_args, run_loadtest};
+use tandem::loadtest::{LoadtestArgs, LoadtestError, ScenarioError};
 
 fn parse(flags: &[&str]) -> LoadtestArgs {
-    Cli::parse_from(std::iter::once("loadtest").chain(flags.iter().copied())).args
+    loadtest_args(std::iter::once("loadtest").chain(flags.iter().copied()))
 }
 
 /// A file in the temporary directory, removed when dropped.
@@ -43,14 +35,6 @@ impl Drop for ScratchFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-/// Runs the generator with a bound on the whole run, so a hang fails the test.
-async fn run_bounded(args: &LoadtestArgs) -> Result<Report, LoadtestError> {
-    let bound = args.duration + 4 * args.step_timeout + Duration::from_secs(5);
-    tokio::time::timeout(bound, run(args))
-        .await
-        .expect("the load test did not finish in time")
 }
 
 #[actix_rt::test]
@@ -81,7 +65,7 @@ async fn users_who_signal_leave_and_reconnect_break_no_promise() {
         "--quiet",
     ]);
 
-    let report = run_bounded(&args)
+    let report = run_loadtest(&args)
         .await
         .expect("the load test could not run");
 
@@ -124,7 +108,7 @@ async fn a_scenario_file_sets_the_run_and_flags_win_over_it() {
         "--quiet",
     ]);
 
-    let report = run_bounded(&args)
+    let report = run_loadtest(&args)
         .await
         .expect("the load test could not run");
 
@@ -145,7 +129,7 @@ async fn a_scenario_with_an_unknown_key_is_refused_before_the_run() {
         "--scenario",
         scenario.path(),
     ]);
-    match run_bounded(&args).await {
+    match run_loadtest(&args).await {
         Err(LoadtestError::Scenario(ScenarioError::UnknownKey { key, .. })) => {
             assert_eq!(key, "clinets")
         }

@@ -7,16 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use clap::Parser;
-use common::{generous_args, start_server_with, test_args};
-use tandem::loadtest::{run, LoadtestArgs, Report};
-
-/// Parses flags exactly as `tandem loadtest` would.
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    args: LoadtestArgs,
-}
+use common::{generous_args, loadtest_args, run_loadtest, start_server_with, test_args};
+use tandem::loadtest::LoadtestArgs;
 
 /// A node that takes each user's country from `X-Country`, with rate limits that do not get
 /// in the way of fast simulated users.
@@ -26,20 +18,11 @@ fn generous_server_trusting_x_country() -> tandem::RunningServer {
     start_server_with(args)
 }
 
-/// Runs the generator with a bound on the whole run, so a hang fails the test.
-async fn run_bounded(args: &LoadtestArgs) -> Report {
-    let bound = args.duration + 4 * args.step_timeout;
-    tokio::time::timeout(bound, run(args))
-        .await
-        .expect("the load test did not finish in time")
-        .expect("the load test could not run")
-}
-
 #[actix_rt::test]
 async fn users_with_profiles_are_paired_as_their_preferences_say() {
     let server = generous_server_trusting_x_country();
     let target = format!("ws://{}/ws", server.addr);
-    let args = Cli::parse_from([
+    let args = loadtest_args([
         "loadtest",
         "--target",
         &target,
@@ -66,10 +49,11 @@ async fn users_with_profiles_are_paired_as_their_preferences_say() {
         "5",
         "--filter-share",
         "0.3",
-    ])
-    .args;
+    ]);
 
-    let report = run_bounded(&args).await;
+    let report = run_loadtest(&args)
+        .await
+        .expect("the load test could not run");
 
     assert_eq!(report.violations, 0, "{report}");
     assert_eq!(report.errors, 0, "{report}");
@@ -102,10 +86,12 @@ async fn without_a_trusted_country_header_filtered_users_are_never_paired() {
         ramp: Duration::from_millis(100),
         quiet: true,
         seed: Some(5),
-        ..Cli::parse_from(["loadtest", "--countries", "2", "--filter-share", "1"]).args
+        ..loadtest_args(["loadtest", "--countries", "2", "--filter-share", "1"])
     };
 
-    let report = run_bounded(&args).await;
+    let report = run_loadtest(&args)
+        .await
+        .expect("the load test could not run");
 
     assert_eq!(report.violations, 0, "{report}");
     assert_eq!(report.connection_failures, 0, "{report}");
@@ -125,10 +111,12 @@ async fn the_country_header_reaches_the_node() {
         ramp: Duration::from_millis(100),
         quiet: true,
         seed: Some(5),
-        ..Cli::parse_from(["loadtest", "--countries", "2", "--filter-share", "1"]).args
+        ..loadtest_args(["loadtest", "--countries", "2", "--filter-share", "1"])
     };
 
-    let report = run_bounded(&args).await;
+    let report = run_loadtest(&args)
+        .await
+        .expect("the load test could not run");
 
     assert_eq!(report.violations, 0, "{report}");
     assert!(report.matches > 0, "{report}");

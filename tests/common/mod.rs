@@ -57,6 +57,29 @@ pub fn generous_args() -> ServeArgs {
     args
 }
 
+/// Parses `tandem loadtest` flags exactly as the binary would (the first item is the program
+/// name).
+pub fn loadtest_args<'a>(
+    flags: impl IntoIterator<Item = &'a str>,
+) -> tandem::loadtest::LoadtestArgs {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: tandem::loadtest::LoadtestArgs,
+    }
+    <Cli as clap::Parser>::parse_from(flags).args
+}
+
+/// Runs the load generator with a bound on the whole run, so a hang fails the test.
+pub async fn run_loadtest(
+    args: &tandem::loadtest::LoadtestArgs,
+) -> Result<tandem::loadtest::Report, tandem::loadtest::LoadtestError> {
+    let bound = args.duration + 4 * args.step_timeout + Duration::from_secs(5);
+    tokio::time::timeout(bound, tandem::loadtest::run(args))
+        .await
+        .expect("the load test did not finish in time")
+}
+
 /// A join that every test may use.
 pub fn join() -> ClientMsg {
     ClientMsg::Join(Join {
