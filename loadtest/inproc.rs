@@ -19,9 +19,9 @@ use rand::{Rng, SeedableRng};
 
 use super::report::{distribution, summarize, LatencySummary, Report, SecondSample};
 use crate::ids::{ChatId, NodeId, SessionId};
-use crate::matching::{Lang, Mode, Preferences};
+use crate::matching::{Country, Lang, Mode, Preferences};
 use crate::node::{Node, SessionSettings};
-use crate::protocol::{PartnerInfo, ServerMsg};
+use crate::protocol::ServerMsg;
 use crate::router::Router;
 use crate::session::{ChatInput, Effect, Peer, Phase, SessionCore, SessionEvent, SessionLink};
 
@@ -332,13 +332,7 @@ impl Driver {
                 link: Arc::new(link),
             };
             self.users.push(VirtualUser {
-                core: SessionCore::new(
-                    me,
-                    PartnerInfo {
-                        country: "ZZ".into(),
-                        college: None,
-                    },
-                ),
+                core: SessionCore::new(me, Country::UNKNOWN),
                 wait_from: now,
                 chat: None,
             });

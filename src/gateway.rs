@@ -79,7 +79,7 @@ async fn upgrade(
         codec,
         client_id,
         default_lang,
-        country: country.to_string(),
+        country,
         ws,
         frames,
     });

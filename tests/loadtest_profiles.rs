@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{generous_args, loadtest_args, run_loadtest, start_server_with, test_args};
+use common::{generous_args, loadtest_args, run_loadtest, start_server_with};
 use tandem::loadtest::LoadtestArgs;
 
 /// A node that takes each user's country from `X-Country`, with rate limits that do not get
@@ -75,10 +75,7 @@ async fn users_with_profiles_are_paired_as_their_preferences_say() {
 async fn without_a_trusted_country_header_filtered_users_are_never_paired() {
     // Without `--country-header` every user is `ZZ`, which no filter accepts: users that all
     // have a filter find nobody (the counterpart of the test below).
-    let mut serve = test_args();
-    serve.joins_per_sec = 1_000;
-    serve.frames_per_sec = 10_000;
-    let server = start_server_with(serve);
+    let server = start_server_with(generous_args());
     let args = LoadtestArgs {
         targets: vec![format!("ws://{}/ws", server.addr)],
         clients: 20,

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{generous_server, start_server_with, test_args};
+use common::{generous_args, generous_server, start_server_with};
 use tandem::loadtest::{run, LoadtestArgs};
 
 /// Longest a whole binary run may take before the test fails instead of hanging.
@@ -227,11 +227,7 @@ async fn users_bound_to_two_source_addresses_all_connect() {
 
 #[actix_rt::test]
 async fn profiles_reach_every_worker_and_are_judged_over_both_sides() {
-    let mut serve = test_args();
-    serve.joins_per_sec = 1_000;
-    serve.msgs_per_sec = 1_000;
-    serve.frames_per_sec = 10_000;
-    serve.flood_strikes = 10_000;
+    let mut serve = generous_args();
     serve.country_header = Some("X-Country".into());
     let server = start_server_with(serve);
     let target = format!("ws://{}/ws", server.addr);

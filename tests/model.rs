@@ -12,7 +12,7 @@ use tandem::ids::{ChatId, SessionId};
 use tandem::matching::{
     Country, CountryFilter, Gender, GenderFilter, Interests, Lang, Mode, Preferences, TicketInfo,
 };
-use tandem::protocol::{EndReason, PartnerInfo, ServerMsg};
+use tandem::protocol::{EndReason, ServerMsg};
 use tandem::session::{ChatInput, Effect, Peer, Phase, SessionCore, SessionEvent, SessionLink};
 use tandem::shard::{Matchmaker, Ticket};
 
@@ -145,13 +145,7 @@ impl World {
                     session: SessionId(user as u64 + 1),
                     link: Arc::new(link),
                 };
-                SessionCore::new(
-                    peer,
-                    PartnerInfo {
-                        country: country_of(user).to_string(),
-                        college: None,
-                    },
-                )
+                SessionCore::new(peer, country_of(user))
             })
             .collect();
         Self {

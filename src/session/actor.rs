@@ -18,12 +18,11 @@ use tracing::{debug, info, warn, Span};
 use super::limits::Kind;
 use super::{ChatInput, Effect, Peer, RateLimits, SessionCore, SessionEvent, Verdict};
 use crate::ids::{ClientId, SessionId};
-use crate::matching::{JoinRules, Lang, Preferences};
+use crate::matching::{Country, JoinRules, Lang, Preferences};
 use crate::metrics::{CloseCause, RelayKind};
 use crate::node::Node;
 use crate::protocol::{
-    ClientMsg, Codec, DecodeError, ErrorCode, Frame, PartnerInfo, ServerMsg, Welcome,
-    PROTOCOL_VERSION,
+    ClientMsg, Codec, DecodeError, ErrorCode, Frame, ServerMsg, Welcome, PROTOCOL_VERSION,
 };
 
 /// Everything a session needs from the handshake.
@@ -34,7 +33,7 @@ pub struct UserSessionParams {
     /// From `Accept-Language`, for joins that name no language.
     pub default_lang: Lang,
     /// Decided by the server, never the client.
-    pub country: String,
+    pub country: Country,
     pub ws: actix_ws::Session,
     pub frames: AggregatedMessageStream,
 }
@@ -53,8 +52,8 @@ pub struct UserSession {
     node: Arc<Node>,
     codec: Codec,
     client_id: ClientId,
-    /// Defaults and bounds for this connection's joins.
-    join_rules: JoinRules,
+    /// From `Accept-Language`, for joins that name no language.
+    default_lang: Lang,
     /// The writer's queue; `None` once closing.
     out: Option<mpsc::Sender<Outgoing>>,
     /// The writer task, aborted when the client is too slow to drain it.
@@ -90,21 +89,10 @@ impl UserSession {
             ctx.add_stream(frames);
             let now = Instant::now();
             UserSession {
-                core: SessionCore::new(
-                    me,
-                    PartnerInfo {
-                        country,
-                        college: None,
-                    },
-                ),
+                core: SessionCore::new(me, country),
                 span: tracing::info_span!("session", session = %id, node = %node.id),
                 limits: RateLimits::new(&node.settings.limits, now),
-                join_rules: JoinRules {
-                    entitlements: node.settings.entitlements.clone(),
-                    default_lang,
-                    default_interest_wait: node.settings.default_interest_wait,
-                    max_interest_wait: node.settings.max_interest_wait,
-                },
+                default_lang,
                 node,
                 codec,
                 client_id,
@@ -114,6 +102,17 @@ impl UserSession {
                 effects: Vec::with_capacity(8),
             }
         })
+    }
+
+    /// Defaults and bounds for this connection's joins: the node's, with its language.
+    fn join_rules(&self) -> JoinRules {
+        let settings = &self.node.settings;
+        JoinRules {
+            entitlements: settings.entitlements.clone(),
+            default_lang: self.default_lang,
+            default_interest_wait: settings.default_interest_wait,
+            max_interest_wait: settings.max_interest_wait,
+        }
     }
 
     /// Queues a message for the client.
@@ -189,7 +188,7 @@ impl UserSession {
     fn dispatch(&mut self, msg: ClientMsg, now: Instant, ctx: &mut Context<Self>) {
         let mut effects = std::mem::take(&mut self.effects);
         match msg {
-            ClientMsg::Join(join) => match Preferences::from_join(&join, &self.join_rules) {
+            ClientMsg::Join(join) => match Preferences::from_join(&join, &self.join_rules()) {
                 Ok(prefs) => {
                     self.node.metrics.joins.fetch_add(1, Ordering::Relaxed);
                     self.core.join(prefs, now, &mut effects);

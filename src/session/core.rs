@@ -77,9 +77,8 @@ pub struct SessionCore {
     seat: Arc<Seat>,
     /// How shards and partners reach this session.
     me: Peer,
-    /// What a partner is told about this user.
-    public: PartnerInfo,
-    /// The user's country, decided by the server, for partners' filters.
+    /// The user's country, decided by the server: told to partners and checked against
+    /// their filters.
     country: Country,
     phase: Phase,
     /// The preferences of the last accepted `join`, reused by `next` and re-rolls.
@@ -91,14 +90,13 @@ pub struct SessionCore {
 }
 
 impl SessionCore {
-    /// A new, idle session reachable through `me`.
-    pub fn new(me: Peer, public: PartnerInfo) -> Self {
+    /// A new, idle session reachable through `me`, of a user from `country`.
+    pub fn new(me: Peer, country: Country) -> Self {
         Self {
             id: me.session,
             seat: Arc::new(Seat::new(me.session)),
             me,
-            country: Country::parse(&public.country).unwrap_or_default(),
-            public,
+            country,
             phase: Phase::Idle,
             prefs: None,
             recent: RecentPartners::default(),
@@ -394,7 +392,7 @@ impl SessionCore {
             seat: Arc::clone(&self.seat),
             peer: self.me.clone(),
             public: PartnerInfo {
-                country: self.public.country.clone(),
+                country: self.country.to_string(),
                 college: prefs.college.as_deref().map(str::to_owned),
             },
         }));
@@ -431,7 +429,7 @@ mod tests {
             session: SessionId(1),
             link: Arc::new(Nowhere),
         };
-        SessionCore::new(me, PartnerInfo::default())
+        SessionCore::new(me, Country::UNKNOWN)
     }
 
     fn sent_error(out: &[Effect]) -> Option<ErrorCode> {
