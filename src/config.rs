@@ -86,6 +86,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TANDEM_ENTITLEMENT_SECRET", hide_env_values = true)]
     pub entitlement_secret: Option<String>,
 
+    /// Joining a cluster over NATS.
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
+
     /// On SIGTERM or Ctrl-C: how long connected users get to be told and closed before the
     /// node exits regardless.
     #[arg(long, env = "TANDEM_SHUTDOWN_GRACE", default_value = "3s", value_parser = parse_duration)]

@@ -125,7 +125,7 @@ async fn healthz(node: web::Data<Arc<Node>>) -> HttpResponse {
 async fn metrics(node: web::Data<Arc<Node>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(node.metrics.render(&node.id.0))
+        .body(node.render_metrics())
 }
 
 async fn index() -> HttpResponse {

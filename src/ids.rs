@@ -78,10 +78,14 @@ hex_id!(
 pub struct TicketId(pub u64);
 
 impl TicketId {
-    /// The next ticket id of this process; unique and increasing.
+    /// The next ticket id of this process: unique here, and in a cluster too, because each
+    /// process counts from its own random start (two nodes would have to issue ~2^40 tickets
+    /// from starts closer than that, a 2^-23 chance per pair of nodes, to meet).
     pub fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+        static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let start = *START.get_or_init(rand::random);
+        Self(start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)))
     }
 }
 

@@ -10,6 +10,7 @@
 //! docs/architecture.md draws this map.
 
 pub mod bus;
+pub mod cluster;
 pub mod config;
 pub mod entitlement;
 pub mod gateway;

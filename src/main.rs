@@ -46,6 +46,32 @@ enum Command {
     Entitlement(EntitlementCommand),
     /// Drive a node with simulated users and report what they experienced.
     Loadtest(tandem::loadtest::LoadtestArgs),
+    /// Operate a cluster over NATS: see its nodes, drain one.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Print the cluster's nodes: shards, users online and waiting, matches per second.
+    Status {
+        #[command(flatten)]
+        nats: tandem::cluster::ClusterArgs,
+        /// How long to listen to heartbeats (at least two heartbeat intervals).
+        #[arg(long, default_value = "1500ms", value_parser = tandem::config::parse_duration)]
+        listen: std::time::Duration,
+    },
+    /// Drain a node: it stops accepting users, hands the tickets it holds back, tells its
+    /// clients to reconnect (close 1012), and exits when empty. Waits until it has left.
+    Drain {
+        /// The node's id (`tandem cluster status` lists them).
+        node: String,
+        #[command(flatten)]
+        nats: tandem::cluster::ClusterArgs,
+        /// Give up waiting for the node to leave after this long.
+        #[arg(long, default_value = "60s", value_parser = tandem::config::parse_duration)]
+        wait: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -108,11 +134,36 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Loadtest(args) => loadtest(args),
+        Command::Cluster(command) => cluster(command),
     }
 }
 
+fn cluster(command: ClusterCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    match command {
+        ClusterCommand::Status { nats, listen } => {
+            anyhow::ensure!(nats.enabled(), "--nats URL (or TANDEM_NATS) is required");
+            let table = runtime.block_on(tandem::cluster::nats::status(&nats, listen))?;
+            print!("{table}");
+        }
+        ClusterCommand::Drain { node, nats, wait } => {
+            anyhow::ensure!(nats.enabled(), "--nats URL (or TANDEM_NATS) is required");
+            let node = tandem::ids::NodeId(node);
+            runtime.block_on(tandem::cluster::nats::drain(&nats, &node, wait, |line| {
+                eprintln!("{line}")
+            }))?;
+        }
+    }
+    Ok(())
+}
+
 fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // async-nats logs every (re)connection at info; tandem logs what matters of those itself.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();

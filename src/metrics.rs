@@ -83,7 +83,8 @@ const WAIT_BOUNDS: &[f64] = &[
 ];
 
 impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
+    /// A histogram with these upper bounds, in seconds.
+    pub fn new(bounds: &'static [f64]) -> Self {
         Self {
             bounds,
             counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
@@ -104,7 +105,8 @@ impl Histogram {
             .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    /// Appends the histogram in the Prometheus text format.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;
         for (i, count) in self.counts.iter().enumerate() {

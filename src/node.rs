@@ -11,6 +11,7 @@ use actix::{Actor, Arbiter, Recipient};
 use parking_lot::Mutex;
 
 use crate::bus::{Bus, Envelope, LocalBus};
+use crate::cluster::Cluster;
 use crate::ids::{NodeId, SessionId};
 use crate::metrics::Metrics;
 use crate::protocol::{IceServer, Limits};
@@ -148,6 +149,8 @@ pub struct Node {
     pub settings: SessionSettings,
     /// How this node reaches other nodes (and they it).
     pub bus: Arc<dyn Bus>,
+    /// In a cluster: membership, spilled tickets, cross-node claims.
+    pub cluster: Option<Arc<Cluster>>,
     /// False until started and again once shutdown begins; `/healthz` reports it.
     ready: AtomicBool,
     /// One thread per shard.
@@ -169,28 +172,13 @@ impl Node {
         settings: SessionSettings,
         bus: &Arc<LocalBus>,
     ) -> Arc<Self> {
-        let shards = shards.max(1);
-        let metrics = Arc::new(Metrics::new(shards));
-        let mut arbiters = Vec::with_capacity(shards);
-        let mut addrs = Vec::with_capacity(shards);
-        for stats in &metrics.shards {
-            let arbiter = Arbiter::new();
-            let stats = Arc::clone(stats);
-            addrs.push(Shard::start_in_arbiter(&arbiter.handle(), move |_| {
-                Shard::new(stats)
-            }));
-            arbiters.push(arbiter);
-        }
-        let node = Arc::new(Self {
-            id: id.clone(),
-            router: Router::new(addrs),
-            metrics,
-            sessions: Registry::new(),
+        let node = Self::build(
+            id.clone(),
+            shards,
             settings,
-            bus: Arc::clone(bus) as Arc<dyn Bus>,
-            ready: AtomicBool::new(true),
-            arbiters: Mutex::new(arbiters),
-        });
+            Arc::clone(bus) as Arc<dyn Bus>,
+            None,
+        );
         let weak = Arc::downgrade(&node);
         bus.attach(
             id,
@@ -203,14 +191,75 @@ impl Node {
         node
     }
 
+    /// Starts a node of a cluster: its shards spill leftovers and pair across nodes through
+    /// `cluster`, whose bus (NATS) carries everything between nodes. Needs a running actix
+    /// `System`; the NATS side is started by the caller ([`crate::cluster::nats::run`]).
+    pub fn start_clustered(
+        id: NodeId,
+        shards: usize,
+        settings: SessionSettings,
+        bus: Arc<dyn Bus>,
+        cluster: Arc<Cluster>,
+    ) -> Arc<Self> {
+        let node = Self::build(id, shards, settings, bus, Some(Arc::clone(&cluster)));
+        cluster.attach(&node);
+        node
+    }
+
+    fn build(
+        id: NodeId,
+        shards: usize,
+        settings: SessionSettings,
+        bus: Arc<dyn Bus>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Arc<Self> {
+        let shards = shards.max(1);
+        let metrics = Arc::new(Metrics::new(shards));
+        let mut arbiters = Vec::with_capacity(shards);
+        let mut addrs = Vec::with_capacity(shards);
+        for stats in &metrics.shards {
+            let arbiter = Arbiter::new();
+            let stats = Arc::clone(stats);
+            let cluster = cluster.clone();
+            addrs.push(Shard::start_in_arbiter(&arbiter.handle(), move |_| {
+                Shard::new(stats, cluster)
+            }));
+            arbiters.push(arbiter);
+        }
+        Arc::new(Self {
+            id,
+            router: Router::new(addrs),
+            metrics,
+            sessions: Registry::new(),
+            settings,
+            bus,
+            cluster,
+            ready: AtomicBool::new(true),
+            arbiters: Mutex::new(arbiters),
+        })
+    }
+
     /// Handles an envelope from another node.
     pub fn receive(&self, envelope: Envelope) {
-        match envelope {
-            Envelope::ToSession { session, event } => {
+        match (&self.cluster, envelope) {
+            (_, Envelope::ToSession { session, event }) => {
                 // A session that is gone simply misses it, as a closed socket would.
                 self.sessions.deliver(session, event);
             }
+            (Some(cluster), envelope) => cluster.receive(envelope, std::time::Instant::now()),
+            (None, envelope) => {
+                tracing::debug!(?envelope, "cluster envelope for a node outside a cluster")
+            }
         }
+    }
+
+    /// The Prometheus exposition of this node: its own series, and its cluster's.
+    pub fn render_metrics(&self) -> String {
+        let mut out = self.metrics.render(&self.id.0);
+        if let Some(cluster) = &self.cluster {
+            cluster.stats.render(&mut out, &self.id.0);
+        }
+        out
     }
 
     /// Whether the node accepts new users.

@@ -1,16 +1,18 @@
 //! The router: which shard owns a bucket.
 //!
-//! On a single node every bucket is owned by one of the local shards, chosen by hashing the
-//! bucket key. The cluster feature adds owners on other nodes, reached through the bus; the
-//! session and the matching code only ever talk to the router.
+//! On a node every bucket is owned by one of the local shards, chosen by hashing the bucket
+//! key: that shard holds the bucket's local part, and, on the node that owns the bucket
+//! cluster-wide ([`crate::cluster::Membership::owner`]), the tickets other nodes spilled
+//! to it. Sessions only ever talk to the router.
 
 use std::hash::BuildHasher;
 
 use actix::Addr;
 
+use crate::bus::RemoteTicket;
 use crate::ids::TicketId;
 use crate::matching::{BucketKey, FastHasher};
-use crate::shard::{Place, Shard, Ticket, Withdraw};
+use crate::shard::{Place, PlaceRemote, Shard, Ticket, Withdraw};
 
 /// Routes tickets to the shard that owns their bucket.
 #[derive(Clone)]
@@ -36,6 +38,13 @@ impl Router {
     pub fn place(&self, ticket: Ticket) {
         let owner = self.owner(&ticket.info.bucket);
         self.shards[owner].do_send(Place(ticket));
+    }
+
+    /// Places a ticket spilled by another node on the local shard of its bucket (this node
+    /// owns the bucket cluster-wide).
+    pub fn place_remote(&self, ticket: RemoteTicket) {
+        let owner = self.owner(&ticket.info.bucket);
+        self.shards[owner].do_send(PlaceRemote(ticket));
     }
 
     /// Withdraws a ticket from its bucket's owner.

@@ -5,14 +5,17 @@
 //! ([`WaitingPool`]) picks a candidate and the seats' claim makes the pair real. A shard never
 //! talks to sockets and never waits on another shard.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, AsyncContext, Context, Handler, Message};
 
-use crate::ids::{ChatId, TicketId};
-use crate::matching::{TicketInfo, Waiting, WaitingPool};
+use crate::bus::RemoteTicket;
+use crate::cluster::Cluster;
+use crate::ids::{ChatId, NodeId, TicketId};
+use crate::matching::{BucketKey, TicketInfo, Waiting, WaitingPool};
 use crate::metrics::ShardStats;
 use crate::protocol::PartnerInfo;
 use crate::session::{claim_pair, Claim, Pairing, Peer, Seat, SessionEvent};
@@ -27,6 +30,27 @@ pub struct Place(pub Ticket);
 #[rtype(result = "()")]
 pub struct Withdraw(pub TicketId);
 
+/// Put a ticket spilled by another node in this shard's pool: this node owns its bucket
+/// cluster-wide.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PlaceRemote(pub RemoteTicket);
+
+/// Drop every spilled ticket whose home is this node: it died.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DropHome(pub NodeId);
+
+/// Send every spilled ticket held here back to its home (this node drains).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReturnRemote;
+
+/// Drop every spilled ticket (this node lost NATS: their homes will place them again).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DropRemote;
+
 /// A waiting user, as placed on a shard.
 #[derive(Debug)]
 pub struct Ticket {
@@ -40,12 +64,50 @@ pub struct Ticket {
     pub public: PartnerInfo,
 }
 
+impl Ticket {
+    /// The ticket as sent to another node.
+    pub fn remote(&self, home: NodeId) -> RemoteTicket {
+        RemoteTicket {
+            home,
+            info: self.info.clone(),
+            public: self.public.clone(),
+        }
+    }
+}
+
 /// The per-entry payload a shard keeps in its pool.
 #[derive(Debug)]
-pub struct Claimant {
-    seat: Arc<Seat>,
-    peer: Peer,
-    public: PartnerInfo,
+pub enum Claimant {
+    /// A user of this node: its seat can be claimed here and now.
+    Local {
+        seat: Arc<Seat>,
+        peer: Peer,
+        public: PartnerInfo,
+    },
+    /// A user of another node, spilled here; only its home can claim its seat.
+    Remote { home: NodeId, public: PartnerInfo },
+}
+
+/// A pairing that involves a user of another node: the shard chose it, and the cluster
+/// makes it real (or not) with a claim across nodes (docs/cluster.md).
+#[derive(Debug)]
+pub enum CrossNode {
+    /// One side is local: its seat is already reserved for `chat`; the remote side's node
+    /// must commit.
+    Commit {
+        chat: ChatId,
+        local: Ticket,
+        remote: RemoteTicket,
+        local_initiator: bool,
+        common_interests: Vec<String>,
+    },
+    /// Both sides are remote: the first's node reserves, then asks the second's to commit.
+    Reserve {
+        chat: ChatId,
+        first: RemoteTicket,
+        second: RemoteTicket,
+        common_interests: Vec<String>,
+    },
 }
 
 /// What became of a placed ticket.
@@ -53,6 +115,9 @@ pub struct Claimant {
 pub enum Placed {
     /// Paired with a waiting user; both seats hold the pairing and both were told.
     Paired(ChatId),
+    /// Paired with a user of another node, pending the claim across nodes
+    /// ([`Matchmaker::take_cross_node`]).
+    Proposed(ChatId),
     /// Nobody compatible waits: it waits now.
     Waiting,
     /// Its session no longer waits with it; dropped.
@@ -65,6 +130,8 @@ pub struct Matchmaker {
     pool: WaitingPool<Claimant>,
     /// Candidates dropped because their session had moved on (left, re-queued, closed).
     pub stale_dropped: u64,
+    /// Pairings with users of other nodes, for the driver to carry out.
+    cross_node: Vec<CrossNode>,
 }
 
 impl Matchmaker {
@@ -95,56 +162,159 @@ impl Matchmaker {
         if !seat.waits_with(info.id) {
             return Placed::Stale;
         }
+        self.place_entry(info, Claimant::Local { seat, peer, public }, now)
+    }
+
+    /// Places a ticket spilled by another node (this node owns its bucket).
+    pub fn place_remote(&mut self, ticket: RemoteTicket, now: Instant) -> Placed {
+        let RemoteTicket { home, info, public } = ticket;
+        self.place_entry(info, Claimant::Remote { home, public }, now)
+    }
+
+    fn place_entry(&mut self, info: TicketInfo, claimant: Claimant, now: Instant) -> Placed {
         while let Some(candidate) = self.pool.take_partner(&info, now) {
             let chat = ChatId::random();
             let common = info.interests.overlap(&candidate.ticket.interests);
-            let claim = claim_pair(
-                (&candidate.payload.seat, candidate.ticket.id),
-                (&seat, info.id),
-                || {
-                    // The one who waited longer makes the WebRTC offer.
-                    let for_candidate = Pairing {
-                        chat,
-                        partner: peer.clone(),
-                        initiator: true,
-                        common_interests: common.clone(),
-                        partner_info: public.clone(),
+            // The one who waited longer (the candidate) makes the WebRTC offer.
+            match (&candidate.payload, &claimant) {
+                (Claimant::Local { .. }, Claimant::Local { .. }) => {
+                    match pair_locally(&candidate, &info, &claimant, chat, common) {
+                        Claim::Paired => return Placed::Paired(chat),
+                        Claim::FirstStale => self.stale_dropped += 1,
+                        Claim::SecondStale => {
+                            self.pool.restore(candidate, now);
+                            return Placed::Stale;
+                        }
+                        Claim::BothStale => {
+                            self.stale_dropped += 1;
+                            return Placed::Stale;
+                        }
+                    }
+                }
+                (Claimant::Local { seat, .. }, Claimant::Remote { home, public }) => {
+                    if !seat.reserve(candidate.ticket.id, chat) {
+                        self.stale_dropped += 1;
+                        continue;
+                    }
+                    let remote = RemoteTicket {
+                        home: home.clone(),
+                        info,
+                        public: public.clone(),
                     };
-                    let for_newcomer = Pairing {
+                    self.cross_node.push(CrossNode::Commit {
                         chat,
-                        partner: candidate.payload.peer.clone(),
-                        initiator: false,
+                        local: into_ticket(candidate),
+                        remote,
+                        local_initiator: true,
                         common_interests: common,
-                        partner_info: candidate.payload.public.clone(),
+                    });
+                    return Placed::Proposed(chat);
+                }
+                (Claimant::Remote { home, public }, Claimant::Local { seat, peer, .. }) => {
+                    if !seat.reserve(info.id, chat) {
+                        self.pool.restore(candidate, now);
+                        return Placed::Stale;
+                    }
+                    let Claimant::Local { public: mine, .. } = &claimant else {
+                        unreachable!("matched above")
                     };
-                    (for_candidate, for_newcomer)
-                },
-            );
-            match claim {
-                Claim::Paired => {
-                    candidate.payload.peer.send(SessionEvent::SeatChanged);
-                    peer.send(SessionEvent::SeatChanged);
-                    return Placed::Paired(chat);
+                    self.cross_node.push(CrossNode::Commit {
+                        chat,
+                        local: Ticket {
+                            info,
+                            seat: Arc::clone(seat),
+                            peer: peer.clone(),
+                            public: mine.clone(),
+                        },
+                        remote: RemoteTicket {
+                            home: home.clone(),
+                            info: candidate.ticket,
+                            public: public.clone(),
+                        },
+                        local_initiator: false,
+                        common_interests: common,
+                    });
+                    return Placed::Proposed(chat);
                 }
-                Claim::FirstStale => self.stale_dropped += 1,
-                Claim::SecondStale => {
-                    self.pool.restore(candidate, now);
-                    return Placed::Stale;
-                }
-                Claim::BothStale => {
-                    self.stale_dropped += 1;
-                    return Placed::Stale;
+                (Claimant::Remote { .. }, Claimant::Remote { home, public }) => {
+                    let Claimant::Remote {
+                        home: first_home,
+                        public: first_public,
+                    } = candidate.payload
+                    else {
+                        unreachable!("matched above")
+                    };
+                    self.cross_node.push(CrossNode::Reserve {
+                        chat,
+                        first: RemoteTicket {
+                            home: first_home,
+                            info: candidate.ticket,
+                            public: first_public,
+                        },
+                        second: RemoteTicket {
+                            home: home.clone(),
+                            info,
+                            public: public.clone(),
+                        },
+                        common_interests: common,
+                    });
+                    return Placed::Proposed(chat);
                 }
             }
         }
         self.pool.insert(
             Waiting {
                 ticket: info,
-                payload: Claimant { seat, peer, public },
+                payload: claimant,
             },
             now,
         );
         Placed::Waiting
+    }
+
+    /// The pairings with users of other nodes chosen since the last call.
+    pub fn take_cross_node(&mut self) -> std::vec::Drain<'_, CrossNode> {
+        self.cross_node.drain(..)
+    }
+
+    /// Whether this ticket waits here.
+    pub fn contains(&self, ticket: TicketId) -> bool {
+        self.pool.contains(ticket)
+    }
+
+    /// Takes a waiting user of this node out of the pool, to send its ticket to the bucket's
+    /// owner; `None` if it is not waiting here (paired, withdrawn) or is not local.
+    pub fn take_local(&mut self, ticket: TicketId) -> Option<Ticket> {
+        match self.pool.remove(ticket) {
+            Some(entry) if matches!(entry.payload, Claimant::Local { .. }) => {
+                Some(into_ticket(entry))
+            }
+            Some(entry) => {
+                // Not ours to send away: put it back where it was.
+                let now = Instant::now();
+                self.pool.restore(entry, now);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Takes out the spilled tickets that `pick` selects by home.
+    pub fn take_remote(&mut self, pick: impl Fn(&NodeId) -> bool) -> Vec<RemoteTicket> {
+        let ids = self
+            .pool
+            .ids_where(|w| matches!(&w.payload, Claimant::Remote { home, .. } if pick(home)));
+        ids.into_iter()
+            .filter_map(|id| self.pool.remove(id))
+            .filter_map(|entry| match entry.payload {
+                Claimant::Remote { home, public } => Some(RemoteTicket {
+                    home,
+                    info: entry.ticket,
+                    public,
+                }),
+                Claimant::Local { .. } => None,
+            })
+            .collect()
     }
 
     /// Places again every user whose interest wait ended by `now`, now open to a random
@@ -152,14 +322,19 @@ impl Matchmaker {
     pub fn tick(&mut self, now: Instant) -> u64 {
         let mut paired = 0;
         while let Some(due) = self.pool.take_due_fallback(now) {
-            let Claimant { seat, peer, public } = due.payload;
-            let ticket = Ticket {
-                info: due.ticket,
-                seat,
-                peer,
-                public,
+            let placed = match due.payload {
+                Claimant::Local { seat, peer, public } => self.place(
+                    Ticket {
+                        info: due.ticket,
+                        seat,
+                        peer,
+                        public,
+                    },
+                    now,
+                ),
+                remote @ Claimant::Remote { .. } => self.place_entry(due.ticket, remote, now),
             };
-            if let Placed::Paired(_) = self.place(ticket, now) {
+            if let Placed::Paired(_) = placed {
                 paired += 1;
             }
         }
@@ -172,19 +347,86 @@ impl Matchmaker {
     }
 }
 
+/// Claims two local users' seats together and tells both.
+fn pair_locally(
+    candidate: &Waiting<Claimant>,
+    info: &TicketInfo,
+    newcomer: &Claimant,
+    chat: ChatId,
+    common: Vec<String>,
+) -> Claim {
+    let (
+        Claimant::Local {
+            seat: candidate_seat,
+            peer: candidate_peer,
+            public: candidate_public,
+        },
+        Claimant::Local { seat, peer, public },
+    ) = (&candidate.payload, newcomer)
+    else {
+        unreachable!("both local")
+    };
+    let claim = claim_pair(
+        (candidate_seat, candidate.ticket.id),
+        (seat, info.id),
+        || {
+            let for_candidate = Pairing {
+                chat,
+                partner: peer.clone(),
+                initiator: true,
+                common_interests: common.clone(),
+                partner_info: public.clone(),
+            };
+            let for_newcomer = Pairing {
+                chat,
+                partner: candidate_peer.clone(),
+                initiator: false,
+                common_interests: common,
+                partner_info: candidate_public.clone(),
+            };
+            (for_candidate, for_newcomer)
+        },
+    );
+    if claim == Claim::Paired {
+        candidate_peer.send(SessionEvent::SeatChanged);
+        peer.send(SessionEvent::SeatChanged);
+    }
+    claim
+}
+
+/// A local pool entry as a ticket again.
+fn into_ticket(entry: Waiting<Claimant>) -> Ticket {
+    let Claimant::Local { seat, peer, public } = entry.payload else {
+        unreachable!("only local entries become tickets")
+    };
+    Ticket {
+        info: entry.ticket,
+        seat,
+        peer,
+        public,
+    }
+}
+
 /// The shard actor.
 pub struct Shard {
     matchmaker: Matchmaker,
     /// Gauges and counters for `/metrics`, shared with the exporter.
     stats: Arc<ShardStats>,
+    /// In a cluster: where leftovers go and cross-node pairings are carried out.
+    cluster: Option<Arc<Cluster>>,
+    /// Local tickets in the order they started waiting here, to send the ones that waited
+    /// `spill_after` to their bucket's owner (ids already gone are skipped).
+    arrivals: VecDeque<(Instant, TicketId, BucketKey)>,
 }
 
 impl Shard {
-    /// A shard reporting into `stats`.
-    pub fn new(stats: Arc<ShardStats>) -> Self {
+    /// A shard reporting into `stats`, alone or in a cluster.
+    pub fn new(stats: Arc<ShardStats>, cluster: Option<Arc<Cluster>>) -> Self {
         Self {
             matchmaker: Matchmaker::new(),
             stats,
+            cluster,
+            arrivals: VecDeque::new(),
         }
     }
 
@@ -195,6 +437,56 @@ impl Shard {
         self.stats
             .stale_dropped
             .store(self.matchmaker.stale_dropped, Ordering::Relaxed);
+    }
+
+    /// Counts a placement and hands cross-node pairings to the cluster.
+    fn placed(&mut self, placed: Placed, ticket: TicketId, bucket: BucketKey, now: Instant) {
+        match placed {
+            Placed::Paired(_) => {
+                self.stats.matches.fetch_add(1, Ordering::Relaxed);
+            }
+            Placed::Waiting if self.cluster.is_some() => {
+                self.arrivals.push_back((now, ticket, bucket))
+            }
+            Placed::Waiting | Placed::Stale | Placed::Proposed(_) => {}
+        }
+        self.carry_out_cross_node(now);
+    }
+
+    fn carry_out_cross_node(&mut self, now: Instant) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        for proposal in self.matchmaker.take_cross_node() {
+            cluster.propose(proposal, now);
+        }
+    }
+
+    /// Sends the local tickets that waited `spill_after` here to their bucket's global owner,
+    /// when that is another node.
+    fn spill(&mut self, now: Instant) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let spill_after = cluster.settings.spill_after;
+        while let Some(&(since, ticket, bucket)) = self.arrivals.front() {
+            if now.saturating_duration_since(since) < spill_after {
+                break;
+            }
+            self.arrivals.pop_front();
+            if !self.matchmaker.contains(ticket) {
+                continue; // Paired or withdrawn meanwhile.
+            }
+            let Some(owner) = cluster.spill_target(&bucket) else {
+                // This node owns the bucket (or is cut off from the others): the ticket
+                // waits on here; look again later, ownership may move.
+                self.arrivals.push_back((now, ticket, bucket));
+                continue;
+            };
+            if let Some(local) = self.matchmaker.take_local(ticket) {
+                cluster.spill(local, owner, now);
+            }
+        }
     }
 }
 
@@ -207,12 +499,22 @@ impl Actor for Shard {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(FALLBACK_TICK, |shard, _| {
-            let paired = shard.matchmaker.tick(Instant::now());
+            let now = Instant::now();
+            let paired = shard.matchmaker.tick(now);
+            shard.carry_out_cross_node(now);
             if paired > 0 {
                 shard.stats.matches.fetch_add(paired, Ordering::Relaxed);
                 shard.publish();
             }
         });
+        if let Some(cluster) = &self.cluster {
+            let every =
+                (cluster.settings.spill_after / 2).clamp(Duration::from_millis(1), FALLBACK_TICK);
+            ctx.run_interval(every, |shard, _| {
+                shard.spill(Instant::now());
+                shard.publish();
+            });
+        }
     }
 }
 
@@ -220,9 +522,25 @@ impl Handler<Place> for Shard {
     type Result = ();
 
     fn handle(&mut self, Place(ticket): Place, _: &mut Self::Context) {
-        if let Placed::Paired(_) = self.matchmaker.place(ticket, Instant::now()) {
+        let now = Instant::now();
+        let (id, bucket) = (ticket.info.id, ticket.info.bucket);
+        let placed = self.matchmaker.place(ticket, now);
+        self.placed(placed, id, bucket, now);
+        self.publish();
+    }
+}
+
+impl Handler<PlaceRemote> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, PlaceRemote(ticket): PlaceRemote, _: &mut Self::Context) {
+        let now = Instant::now();
+        let placed = self.matchmaker.place_remote(ticket, now);
+        // A remote ticket never spills again from here: it is at its owner.
+        if let Placed::Paired(_) = placed {
             self.stats.matches.fetch_add(1, Ordering::Relaxed);
         }
+        self.carry_out_cross_node(now);
         self.publish();
     }
 }
@@ -231,7 +549,46 @@ impl Handler<Withdraw> for Shard {
     type Result = ();
 
     fn handle(&mut self, Withdraw(ticket): Withdraw, _: &mut Self::Context) {
-        self.matchmaker.withdraw(ticket);
+        if !self.matchmaker.withdraw(ticket) {
+            if let Some(cluster) = &self.cluster {
+                // Spilled between the session's withdrawal and this one: follow it.
+                cluster.withdraw_spilled(ticket);
+            }
+        }
+        self.publish();
+    }
+}
+
+impl Handler<DropHome> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, DropHome(node): DropHome, _: &mut Self::Context) {
+        let dropped = self.matchmaker.take_remote(|home| *home == node).len();
+        if dropped > 0 {
+            tracing::info!(node = %node, dropped, "dropped tickets of a dead node");
+        }
+        self.publish();
+    }
+}
+
+impl Handler<DropRemote> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, _: DropRemote, _: &mut Self::Context) {
+        self.matchmaker.take_remote(|_| true);
+        self.publish();
+    }
+}
+
+impl Handler<ReturnRemote> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, _: ReturnRemote, _: &mut Self::Context) {
+        if let Some(cluster) = &self.cluster {
+            for ticket in self.matchmaker.take_remote(|_| true) {
+                cluster.return_home(&ticket);
+            }
+        }
         self.publish();
     }
 }

@@ -1,6 +1,6 @@
 //! The bus: how nodes reach each other. One trait, two implementations: [`LocalBus`], in
-//! process (the embedded default, and several nodes in one test process), and NATS (the
-//! cluster; its own issue). Sessions and shards never see which one carries their events:
+//! process (the embedded default, and several nodes in one test process), and
+//! [`NatsBus`](crate::cluster::NatsBus) (the cluster). Sessions and shards never see which one carries their events:
 //! a partner on another node is just a [`Peer`](crate::session::Peer) whose link is a
 //! [`RemoteLink`].
 //!
@@ -13,17 +13,99 @@ use std::sync::Arc;
 
 pub use local::LocalBus;
 
-use crate::ids::{NodeId, SessionId};
+use crate::ids::{ChatId, NodeId, SessionId, TicketId};
+use crate::matching::{BucketKey, TicketInfo};
+use crate::protocol::PartnerInfo;
 use crate::session::{SessionEvent, SessionLink};
 
-/// What one node sends another.
+/// What one node sends another. This is the in-memory form; [`crate::cluster::wire`] is its
+/// versioned bincode form on NATS. docs/cluster.md describes each and who sends it when.
 #[derive(Clone, Debug)]
 pub enum Envelope {
-    /// An event for a session connected to the receiving node.
+    /// An event for a session connected to the receiving node (a relay, a chat's end).
     ToSession {
         session: SessionId,
         event: SessionEvent,
     },
+    /// A ticket that found no partner on its home node in time, for the bucket's global
+    /// owner, where the cluster's leftovers meet.
+    Spill(RemoteTicket),
+    /// The home node withdraws a spilled ticket: its wait ended (leave, next, close).
+    Withdraw { ticket: TicketId, bucket: BucketKey },
+    /// The owner paired two spilled tickets: the receiver (home of the first) reserves its
+    /// user's seat and asks the partner's node to commit.
+    Reserve(Proposal),
+    /// The receiver (home of the second) pairs its user if it still waits, and answers.
+    Commit(Proposal),
+    /// The committing node paired its user: the reserving node completes its side.
+    Committed { chat: ChatId, committer: Address },
+    /// The committing node's user no longer waited: the reserved seat waits again.
+    Refused { chat: ChatId },
+    /// A spilled ticket goes back to its home node, which places it again if it still
+    /// waits (its proposed partner was gone, or its owner changed).
+    Requeue { ticket: TicketId },
+    /// Membership: a node's periodic announcement of itself, to every node.
+    Heartbeat(NodeStatus),
+    /// An operator asks the receiving node to drain (`tandem cluster drain`).
+    Drain,
+    /// A node's probe of its own round trip through NATS.
+    Probe { sent_at_us: u64 },
+}
+
+/// A session anywhere in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub node: NodeId,
+    pub session: SessionId,
+}
+
+/// A waiting user's ticket away from home.
+#[derive(Clone, Debug)]
+pub struct RemoteTicket {
+    /// The node the user is connected to, which owns the user's seat.
+    pub home: NodeId,
+    pub info: TicketInfo,
+    /// What the partner will be told about this user.
+    pub public: PartnerInfo,
+}
+
+/// A cross-node pairing, as sent to one side's node.
+#[derive(Clone, Debug)]
+pub struct Proposal {
+    pub chat: ChatId,
+    /// The receiving side's ticket (its session is `ticket`'s on the receiving node).
+    pub ticket: TicketId,
+    /// The other side.
+    pub partner: Address,
+    pub partner_ticket: TicketId,
+    pub partner_public: PartnerInfo,
+    /// Whether the receiving side makes the WebRTC offer.
+    pub initiator: bool,
+    pub common_interests: Vec<String>,
+}
+
+/// What a node says of itself in its heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub node: NodeId,
+    /// Shard actors on the node (its weight in bucket ownership).
+    pub shards: u16,
+    /// Users connected.
+    pub online: u64,
+    /// Users waiting in the node's pools (its own and spilled ones it owns).
+    pub waiting: u64,
+    /// Pairings made by the node's shards since it started.
+    pub matches: u64,
+    /// Draining nodes own no buckets and accept no users.
+    pub draining: bool,
+    /// Where the node serves HTTP and WebSocket.
+    pub http: String,
+    /// Random per process: a node restarted under the same id is a new instance, whose
+    /// sessions and tickets are all gone.
+    pub instance: u64,
+    /// Counts the node's NATS reconnections: after one, it has dropped the tickets it held
+    /// for others and placed its own at home again, and the others must do likewise.
+    pub epoch: u32,
 }
 
 /// Node-to-node transport.
@@ -31,6 +113,9 @@ pub trait Bus: Send + Sync + 'static {
     /// Sends an envelope to `to`'s inbox without waiting. At most once, and in order for
     /// each (sender, receiver) pair, as core NATS delivers.
     fn send(&self, to: &NodeId, envelope: Envelope);
+
+    /// Sends an envelope to every node (heartbeats). The in-process bus has no use for it.
+    fn broadcast(&self, _envelope: Envelope) {}
 }
 
 /// A link to a session on another node: events go through the bus to that node's inbox.
@@ -49,5 +134,9 @@ impl SessionLink for RemoteLink {
                 event,
             },
         );
+    }
+
+    fn remote_node(&self) -> Option<&NodeId> {
+        Some(&self.node)
     }
 }

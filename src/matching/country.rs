@@ -70,4 +70,9 @@ impl CountryFilter {
     pub fn is_open(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The countries, sorted.
+    pub fn codes(&self) -> &[Country] {
+        &self.0
+    }
 }

@@ -19,6 +19,15 @@ impl Gender {
         }
     }
 
+    /// `m`, `f` or `x`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::M => "m",
+            Self::F => "f",
+            Self::X => "x",
+        }
+    }
+
     fn bit(self) -> u8 {
         match self {
             Self::M => 1,
@@ -47,5 +56,15 @@ impl GenderFilter {
     /// Whether it accepts everyone.
     pub fn is_open(self) -> bool {
         self.0 == 0
+    }
+
+    /// The filter as a bit set (m = 1, f = 2, x = 4), for the inter-node wire.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// A filter from [`bits`](Self::bits); unknown bits are dropped.
+    pub fn from_bits(bits: u8) -> Self {
+        Self(bits & 7)
     }
 }

@@ -215,6 +215,16 @@ impl<T> WaitingPool<T> {
         self.slab.iter().map(|slot| &slot.waiting.ticket)
     }
 
+    /// The ids of the entries `pick` selects (a scan of the pool: for rare events such
+    /// as a node's death, never per pairing).
+    pub fn ids_where(&self, pick: impl Fn(&Waiting<T>) -> bool) -> Vec<TicketId> {
+        self.slab
+            .iter()
+            .filter(|slot| pick(&slot.waiting))
+            .map(|slot| slot.waiting.ticket.id)
+            .collect()
+    }
+
     /// Adds a user at the back of its queues. A ticket id already present is replaced.
     pub fn insert(&mut self, entry: Waiting<T>, now: Instant) {
         self.put(entry, false, now);

@@ -67,6 +67,22 @@ impl RecentSet {
     pub fn contains(&self, session: SessionId) -> bool {
         self.ids[..self.len as usize].contains(&session)
     }
+
+    /// The ids, for a ticket sent to another node.
+    pub fn ids(&self) -> &[SessionId] {
+        &self.ids[..self.len as usize]
+    }
+
+    /// A set of at most [`RECENT_PARTNERS`] ids (extra ones are ignored), for a ticket
+    /// received from another node.
+    pub fn from_ids(ids: impl IntoIterator<Item = SessionId>) -> Self {
+        let mut set = Self::default();
+        for id in ids.into_iter().take(RECENT_PARTNERS) {
+            set.ids[set.len as usize] = id;
+            set.len += 1;
+        }
+        set
+    }
 }
 
 /// One user's stay in the pool, as the policy sees it.

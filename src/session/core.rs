@@ -250,28 +250,14 @@ impl SessionCore {
         match event {
             SessionEvent::SeatChanged => self.sync(now, out),
             SessionEvent::PartnerEnded { chat, reason } => {
-                let seat = Arc::clone(&self.seat);
-                let mut state = seat.state_lock();
-                self.take_pairing(&mut state, now, out);
-                let Phase::Chatting {
-                    chat: current,
-                    partner,
-                } = &self.phase
-                else {
-                    return;
-                };
-                if *current != chat {
-                    return; // A chat we already left; we told the partner then.
-                }
-                self.recent.push(partner.session, now);
-                self.last_chat = Some(chat);
-                self.phase = Phase::Idle;
-                *state = SeatState::Idle;
-                out.push(Effect::Send(ServerMsg::Ended { chat, reason }));
-                if self.prefs.as_ref().is_some_and(|p| p.auto_reroll) {
-                    self.enqueue(&mut state, now, out);
-                }
+                self.partner_ended(|current, _| *current == chat, reason, now, out)
             }
+            SessionEvent::NodeLost(node) => self.partner_ended(
+                |_, partner| partner.lives_on(&node),
+                EndReason::PartnerDisconnected,
+                now,
+                out,
+            ),
             SessionEvent::Relay { chat, item } => {
                 self.sync(now, out);
                 match &self.phase {
@@ -283,6 +269,35 @@ impl SessionCore {
                 }
             }
             SessionEvent::Shutdown => {}
+        }
+    }
+
+    /// Ends the current chat from the partner's side, if `which` says it is the one that
+    /// ended (a chat we already left was told to the partner then).
+    fn partner_ended(
+        &mut self,
+        which: impl FnOnce(&ChatId, &Peer) -> bool,
+        reason: EndReason,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
+        let seat = Arc::clone(&self.seat);
+        let mut state = seat.state_lock();
+        self.take_pairing(&mut state, now, out);
+        let Phase::Chatting { chat, partner } = &self.phase else {
+            return;
+        };
+        if !which(chat, partner) {
+            return;
+        }
+        let chat = *chat;
+        self.recent.push(partner.session, now);
+        self.last_chat = Some(chat);
+        self.phase = Phase::Idle;
+        *state = SeatState::Idle;
+        out.push(Effect::Send(ServerMsg::Ended { chat, reason }));
+        if self.prefs.as_ref().is_some_and(|p| p.auto_reroll) {
+            self.enqueue(&mut state, now, out);
         }
     }
 

@@ -21,7 +21,7 @@ pub use self::core::{ChatInput, Effect, Phase, SessionCore};
 pub use self::limits::{Kind, LimitConfig, RateLimits, Verdict};
 pub use self::seat::{claim_pair, Claim, Pairing, Seat, SeatState};
 
-use crate::ids::{ChatId, SessionId};
+use crate::ids::{ChatId, NodeId, SessionId};
 use crate::protocol::EndReason;
 
 /// What other parts of the system tell a session. Delivered through a [`SessionLink`], so a
@@ -36,8 +36,10 @@ pub enum SessionEvent {
     PartnerEnded { chat: ChatId, reason: EndReason },
     /// Something the partner of `chat` wrote.
     Relay { chat: ChatId, item: ChatInput },
-    /// The node is going down: say so and close.
+    /// The node is going down (shutdown or drain): say so and close.
     Shutdown,
+    /// Another node of the cluster was declared dead: a chat with a partner there is over.
+    NodeLost(NodeId),
 }
 
 impl actix::Message for SessionEvent {
@@ -48,6 +50,11 @@ impl actix::Message for SessionEvent {
 pub trait SessionLink: Send + Sync + 'static {
     /// Queues the event; never blocks. An event for a session that is gone is dropped.
     fn deliver(&self, event: SessionEvent);
+
+    /// The node the session lives on, when that is another node (`None`: this one).
+    fn remote_node(&self) -> Option<&NodeId> {
+        None
+    }
 }
 
 impl SessionLink for actix::Recipient<SessionEvent> {
@@ -67,6 +74,11 @@ impl Peer {
     /// Delivers an event to this peer.
     pub fn send(&self, event: SessionEvent) {
         self.link.deliver(event);
+    }
+
+    /// Whether the peer lives on `node` (another node of the cluster).
+    pub fn lives_on(&self, node: &NodeId) -> bool {
+        self.link.remote_node() == Some(node)
     }
 }
 

@@ -20,6 +20,11 @@ pub enum SeatState {
     Idle,
     /// In the pool with this ticket; a shard may claim it.
     Waiting(TicketId),
+    /// Held for a cross-node pairing (`chat`) while the partner's node confirms its side.
+    /// Nothing else may claim it meanwhile; the session may still abandon it (next, leave,
+    /// close), and then the confirmation finds it gone and the partner is told the chat
+    /// ended. See docs/cluster.md, "The claim across nodes".
+    Reserved { ticket: TicketId, chat: ChatId },
     /// A shard paired it; the session has not taken the pairing yet.
     Matched(Box<Pairing>),
     /// The session took the pairing and is chatting.
@@ -93,6 +98,56 @@ impl Seat {
     /// Whether the seat still waits with `ticket` (for a shard to drop stale tickets early).
     pub fn waits_with(&self, ticket: TicketId) -> bool {
         matches!(*self.state.lock(), SeatState::Waiting(t) if t == ticket)
+    }
+
+    /// First half of a cross-node claim: holds a seat that waits with `ticket` for `chat`.
+    /// `false` if it no longer waits with that ticket.
+    pub fn reserve(&self, ticket: TicketId, chat: ChatId) -> bool {
+        let mut state = self.state.lock();
+        if matches!(*state, SeatState::Waiting(t) if t == ticket) {
+            *state = SeatState::Reserved { ticket, chat };
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Second half, on the reserving side: the partner's node paired its side, so the held
+    /// seat takes the pairing. `false` if the session abandoned the reservation meanwhile
+    /// (then the partner must be told the chat is over).
+    pub fn commit_reserved(&self, pairing: Pairing) -> bool {
+        let mut state = self.state.lock();
+        if matches!(*state, SeatState::Reserved { chat, .. } if chat == pairing.chat) {
+            *state = SeatState::Matched(Box::new(pairing));
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The partner's side failed (or never answered): a seat still held for `chat` waits
+    /// again with its ticket, which is returned so it can be placed again.
+    pub fn release_reserved(&self, chat: ChatId) -> Option<TicketId> {
+        let mut state = self.state.lock();
+        match *state {
+            SeatState::Reserved { ticket, chat: held } if held == chat => {
+                *state = SeatState::Waiting(ticket);
+                Some(ticket)
+            }
+            _ => None,
+        }
+    }
+
+    /// The committing side of a cross-node claim: a seat that waits with `ticket` takes the
+    /// pairing at once. `false` if it no longer waits with it.
+    pub fn claim_single(&self, ticket: TicketId, pairing: Pairing) -> bool {
+        let mut state = self.state.lock();
+        if matches!(*state, SeatState::Waiting(t) if t == ticket) {
+            *state = SeatState::Matched(Box::new(pairing));
+            true
+        } else {
+            false
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! instead of hanging it.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 

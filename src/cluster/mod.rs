@@ -1,0 +1,785 @@
+//! The cluster: many nodes pairing and relaying over NATS, local first.
+//!
+//! - [`membership`]: who is alive (heartbeats) and who owns a bucket (rendezvous hashing);
+//! - [`wire`]: the versioned bincode form of the inter-node [`Envelope`]s;
+//! - [`nats`]: the NATS side ([`NatsBus`], the node's inbox, heartbeats, operator commands);
+//! - this file: [`Cluster`], a node's cluster state: the tickets it sent away, the seats it
+//!   holds for pairings across nodes, and the handling of every envelope.
+//!
+//! A ticket waits first on its home node. One that finds no partner there within
+//! `--spill-after` is *spilled*: sent to its bucket's owner node, where the cluster's
+//! leftovers meet. Seats never leave their home: a pairing across nodes is a claim in two
+//! steps (reserve one seat, commit the other, then complete the first), so a user is never
+//! paired twice; a step that fails puts the user who still waits back in its home pool.
+//! docs/cluster.md walks through each exchange.
+
+pub mod config;
+pub mod membership;
+pub mod nats;
+pub mod stats;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tracing::{debug, info, warn};
+
+pub use self::config::ClusterArgs;
+pub use self::membership::{Change, Member, Membership};
+pub use self::nats::NatsBus;
+pub use self::stats::ClusterStats;
+
+use crate::bus::{Address, Bus, Envelope, NodeStatus, Proposal, RemoteLink, RemoteTicket};
+use crate::ids::{ChatId, NodeId, TicketId};
+use crate::matching::BucketKey;
+use crate::node::Node;
+use crate::protocol::{EndReason, PartnerInfo};
+use crate::session::{claim_pair, Claim, Pairing, Peer, SessionEvent};
+use crate::shard::{CrossNode, DropHome, DropRemote, Ticket};
+
+/// How a node behaves in a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// The cluster's name: every subject starts with `tandem.<name>.`.
+    pub name: String,
+    /// How long a ticket waits on its home node before going to its bucket's owner.
+    pub spill_after: Duration,
+    /// How often the node announces itself.
+    pub heartbeat: Duration,
+    /// A node silent this long is dead.
+    pub node_timeout: Duration,
+    /// How long a reserved seat waits for the partner node's answer.
+    pub claim_timeout: Duration,
+    /// Where this node serves HTTP, as told to operators.
+    pub http: String,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            name: "tandem".into(),
+            spill_after: Duration::from_millis(20),
+            heartbeat: Duration::from_millis(500),
+            node_timeout: Duration::from_millis(2000),
+            claim_timeout: Duration::from_millis(2000),
+            http: String::new(),
+        }
+    }
+}
+
+/// A local ticket sent to its bucket's owner on another node.
+struct Spilled {
+    ticket: Ticket,
+    owner: NodeId,
+}
+
+/// A seat of this node held for a cross-node pairing until the partner's node answers.
+struct Reservation {
+    ticket: Ticket,
+    partner: Address,
+    partner_public: PartnerInfo,
+    initiator: bool,
+    common_interests: Vec<String>,
+    reserved_at: Instant,
+    deadline: Instant,
+}
+
+/// A node's cluster state. Every method is quick and never waits on the network: sends go
+/// to the bus, which queues them.
+pub struct Cluster {
+    pub me: NodeId,
+    pub settings: ClusterSettings,
+    pub stats: Arc<ClusterStats>,
+    bus: Arc<dyn Bus>,
+    membership: RwLock<Membership>,
+    /// Local tickets waiting at another node, by ticket.
+    spilled: Mutex<HashMap<TicketId, Spilled>>,
+    /// Local seats reserved for cross-node pairings, by chat.
+    reservations: Mutex<HashMap<ChatId, Reservation>>,
+    /// False while the NATS connection is down: then the node pairs only its own users.
+    connected: AtomicBool,
+    draining: AtomicBool,
+    /// This process (see [`NodeStatus::instance`]).
+    instance: u64,
+    epoch: AtomicU32,
+    /// Set once the node exists (the node owns the cluster state, the shards share it).
+    node: OnceLock<Weak<Node>>,
+    /// Wakes the server when an operator asks this node to drain.
+    drain_requested: tokio::sync::Notify,
+    /// Matches counted at the previous heartbeat, for the rate in `cluster status`.
+    last_matches: AtomicU64,
+}
+
+impl Cluster {
+    /// Cluster state for node `me` with `shards` shards, sending through `bus` and counting
+    /// into `stats` (shared with the bus).
+    pub fn new(
+        me: NodeId,
+        shards: usize,
+        settings: ClusterSettings,
+        bus: Arc<dyn Bus>,
+        stats: Arc<ClusterStats>,
+    ) -> Self {
+        let membership = Membership::new(
+            me.clone(),
+            u16::try_from(shards).unwrap_or(u16::MAX),
+            settings.node_timeout,
+        );
+        Self {
+            me,
+            settings,
+            stats,
+            bus,
+            membership: RwLock::new(membership),
+            spilled: Mutex::new(HashMap::new()),
+            reservations: Mutex::new(HashMap::new()),
+            connected: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            instance: rand::random(),
+            epoch: AtomicU32::new(0),
+            node: OnceLock::new(),
+            drain_requested: tokio::sync::Notify::new(),
+            last_matches: AtomicU64::new(0),
+        }
+    }
+
+    /// Ties the state to its node, once the node exists.
+    pub fn attach(&self, node: &Arc<Node>) {
+        let _ = self.node.set(Arc::downgrade(node));
+    }
+
+    fn node(&self) -> Option<Arc<Node>> {
+        self.node.get().and_then(Weak::upgrade)
+    }
+
+    /// Whether the NATS connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// The cluster as this node sees it (for `cluster status` and the dashboard).
+    pub fn members(&self) -> Vec<(NodeId, Member)> {
+        self.membership
+            .read()
+            .others()
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect()
+    }
+
+    // ---- called by shards ----
+
+    /// Where a local ticket of `bucket` that waited `spill_after` should go: its owner, if
+    /// that is another node and this node can reach it.
+    pub fn spill_target(&self, bucket: &BucketKey) -> Option<NodeId> {
+        if !self.is_connected() || self.draining.load(Ordering::Relaxed) {
+            return None;
+        }
+        let membership = self.membership.read();
+        if !membership.has_others() {
+            return None;
+        }
+        membership
+            .owner(bucket)
+            .filter(|owner| **owner != self.me)
+            .cloned()
+    }
+
+    /// Sends a local ticket to its bucket's owner, remembering it to claim its seat later.
+    pub fn spill(&self, ticket: Ticket, owner: NodeId, _now: Instant) {
+        let remote = ticket.remote(self.me.clone());
+        self.spilled.lock().insert(
+            ticket.info.id,
+            Spilled {
+                ticket,
+                owner: owner.clone(),
+            },
+        );
+        self.stats.spilled.fetch_add(1, Ordering::Relaxed);
+        self.send(&owner, Envelope::Spill(remote));
+    }
+
+    /// The session withdrew a ticket that its shard had spilled: tell the owner.
+    pub fn withdraw_spilled(&self, ticket: TicketId) {
+        let spilled = self.spilled.lock().remove(&ticket);
+        if let Some(Spilled { ticket: t, owner }) = spilled {
+            self.send(
+                &owner,
+                Envelope::Withdraw {
+                    ticket,
+                    bucket: t.info.bucket,
+                },
+            );
+        }
+    }
+
+    /// Carries out a pairing a shard chose with a user of another node.
+    pub fn propose(&self, proposal: CrossNode, now: Instant) {
+        match proposal {
+            CrossNode::Commit {
+                chat,
+                local,
+                remote,
+                local_initiator,
+                common_interests,
+            } => {
+                // The local seat is reserved already: ask the remote side's node to commit.
+                let commit = Proposal {
+                    chat,
+                    ticket: remote.info.id,
+                    partner: Address {
+                        node: self.me.clone(),
+                        session: local.info.session,
+                    },
+                    partner_ticket: local.info.id,
+                    partner_public: local.public.clone(),
+                    initiator: !local_initiator,
+                    common_interests: common_interests.clone(),
+                };
+                self.hold(
+                    chat,
+                    Reservation {
+                        ticket: local,
+                        partner: Address {
+                            node: remote.home.clone(),
+                            session: remote.info.session,
+                        },
+                        partner_public: remote.public,
+                        initiator: local_initiator,
+                        common_interests,
+                        reserved_at: now,
+                        deadline: now + self.settings.claim_timeout,
+                    },
+                );
+                self.send(&remote.home, Envelope::Commit(commit));
+            }
+            CrossNode::Reserve {
+                chat,
+                first,
+                second,
+                common_interests,
+            } => {
+                let reserve = Proposal {
+                    chat,
+                    ticket: first.info.id,
+                    partner: Address {
+                        node: second.home.clone(),
+                        session: second.info.session,
+                    },
+                    partner_ticket: second.info.id,
+                    partner_public: second.public,
+                    // The one who waited longer makes the WebRTC offer.
+                    initiator: true,
+                    common_interests,
+                };
+                self.send(&first.home, Envelope::Reserve(reserve));
+            }
+        }
+    }
+
+    fn hold(&self, chat: ChatId, reservation: Reservation) {
+        self.reservations.lock().insert(chat, reservation);
+    }
+
+    // ---- envelopes from other nodes ----
+
+    /// Handles a cluster envelope addressed to this node.
+    pub fn receive(&self, envelope: Envelope, now: Instant) {
+        let Some(node) = self.node() else {
+            return;
+        };
+        match envelope {
+            Envelope::ToSession { session, event } => {
+                node.sessions.deliver(session, event);
+            }
+            Envelope::Spill(ticket) => node.router.place_remote(ticket),
+            Envelope::Withdraw { ticket, bucket } => node.router.withdraw(ticket, &bucket),
+            Envelope::Reserve(proposal) => self.on_reserve(&node, proposal, now),
+            Envelope::Commit(proposal) => self.on_commit(proposal),
+            Envelope::Committed { chat, committer } => self.on_committed(chat, committer, now),
+            Envelope::Refused { chat } => self.on_refused(&node, chat, now),
+            Envelope::Requeue { ticket } => {
+                let spilled = self.spilled.lock().remove(&ticket);
+                if let Some(spilled) = spilled {
+                    self.requeue(&node, spilled.ticket);
+                }
+            }
+            Envelope::Heartbeat(status) => {
+                let change = self.membership.write().observe(status, now);
+                if let Some(change) = change {
+                    self.apply(&node, vec![change]);
+                }
+            }
+            Envelope::Drain => {
+                info!("drain requested by an operator");
+                self.drain_requested.notify_one();
+            }
+            Envelope::Probe { sent_at_us } => {
+                let rtt = wire::unix_micros().saturating_sub(sent_at_us);
+                self.stats.nats_rtt.observe(Duration::from_micros(rtt));
+            }
+        }
+    }
+
+    /// The owner paired our spilled ticket with `proposal.partner`: reserve our seat and
+    /// ask the partner's node to commit, or pair both here if both are ours.
+    fn on_reserve(&self, node: &Node, proposal: Proposal, now: Instant) {
+        let mine = self.spilled.lock().remove(&proposal.ticket);
+        let Some(Spilled { ticket: mine, .. }) = mine else {
+            // Withdrawn meanwhile: the partner waits on; its home places it again.
+            self.stats.claims_refused.fetch_add(1, Ordering::Relaxed);
+            return self.send(
+                &proposal.partner.node,
+                Envelope::Requeue {
+                    ticket: proposal.partner_ticket,
+                },
+            );
+        };
+        if proposal.partner.node == self.me {
+            return self.pair_here(node, mine, &proposal);
+        }
+        if !mine.seat.reserve(mine.info.id, proposal.chat) {
+            self.stats.claims_refused.fetch_add(1, Ordering::Relaxed);
+            return self.send(
+                &proposal.partner.node,
+                Envelope::Requeue {
+                    ticket: proposal.partner_ticket,
+                },
+            );
+        }
+        let commit = Proposal {
+            chat: proposal.chat,
+            ticket: proposal.partner_ticket,
+            partner: Address {
+                node: self.me.clone(),
+                session: mine.info.session,
+            },
+            partner_ticket: mine.info.id,
+            partner_public: mine.public.clone(),
+            initiator: !proposal.initiator,
+            common_interests: proposal.common_interests.clone(),
+        };
+        self.hold(
+            proposal.chat,
+            Reservation {
+                ticket: mine,
+                partner: proposal.partner.clone(),
+                partner_public: proposal.partner_public,
+                initiator: proposal.initiator,
+                common_interests: proposal.common_interests,
+                reserved_at: now,
+                deadline: now + self.settings.claim_timeout,
+            },
+        );
+        self.send(&proposal.partner.node, Envelope::Commit(commit));
+    }
+
+    /// Both tickets of a proposal are this node's (spilled from two of its shards): claim
+    /// the two seats at once, as a shard would.
+    fn pair_here(&self, node: &Node, first: Ticket, proposal: &Proposal) {
+        let second = self.spilled.lock().remove(&proposal.partner_ticket);
+        let Some(Spilled { ticket: second, .. }) = second else {
+            return self.requeue(node, first);
+        };
+        let chat = proposal.chat;
+        let common = proposal.common_interests.clone();
+        let claim = claim_pair(
+            (&first.seat, first.info.id),
+            (&second.seat, second.info.id),
+            || {
+                let for_first = Pairing {
+                    chat,
+                    partner: second.peer.clone(),
+                    initiator: true,
+                    common_interests: common.clone(),
+                    partner_info: second.public.clone(),
+                };
+                let for_second = Pairing {
+                    chat,
+                    partner: first.peer.clone(),
+                    initiator: false,
+                    common_interests: common,
+                    partner_info: first.public.clone(),
+                };
+                (for_first, for_second)
+            },
+        );
+        match claim {
+            Claim::Paired => {
+                first.peer.send(SessionEvent::SeatChanged);
+                second.peer.send(SessionEvent::SeatChanged);
+            }
+            Claim::FirstStale => self.requeue(node, second),
+            Claim::SecondStale => self.requeue(node, first),
+            Claim::BothStale => {}
+        }
+    }
+
+    /// The partner's node reserved its seat: pair ours if it still waits, and answer.
+    fn on_commit(&self, proposal: Proposal) {
+        let mine = self.spilled.lock().remove(&proposal.ticket);
+        let answer = match mine {
+            Some(Spilled { ticket: mine, .. }) => {
+                let pairing = Pairing {
+                    chat: proposal.chat,
+                    partner: self.remote_peer(&proposal.partner),
+                    initiator: proposal.initiator,
+                    common_interests: proposal.common_interests,
+                    partner_info: proposal.partner_public,
+                };
+                if mine.seat.claim_single(mine.info.id, pairing) {
+                    mine.peer.send(SessionEvent::SeatChanged);
+                    self.stats.cross_matches.fetch_add(1, Ordering::Relaxed);
+                    Envelope::Committed {
+                        chat: proposal.chat,
+                        committer: Address {
+                            node: self.me.clone(),
+                            session: mine.info.session,
+                        },
+                    }
+                } else {
+                    Envelope::Refused {
+                        chat: proposal.chat,
+                    }
+                }
+            }
+            None => Envelope::Refused {
+                chat: proposal.chat,
+            },
+        };
+        if matches!(answer, Envelope::Refused { .. }) {
+            self.stats.claims_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        self.send(&proposal.partner.node, answer);
+    }
+
+    /// The partner's node paired its side: complete ours, or, if our user moved on
+    /// meanwhile (or the reservation expired), end the partner's chat at once.
+    fn on_committed(&self, chat: ChatId, committer: Address, now: Instant) {
+        let reservation = self.reservations.lock().remove(&chat);
+        if let Some(r) = reservation {
+            self.stats
+                .claim_rtt
+                .observe(now.saturating_duration_since(r.reserved_at));
+            let pairing = Pairing {
+                chat,
+                partner: self.remote_peer(&committer),
+                initiator: r.initiator,
+                common_interests: r.common_interests,
+                partner_info: r.partner_public,
+            };
+            if r.ticket.seat.commit_reserved(pairing) {
+                r.ticket.peer.send(SessionEvent::SeatChanged);
+                self.stats.cross_matches.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        // The partner was told `matched`; its chat ends as if our user had left at once.
+        self.stats
+            .claims_compensated
+            .fetch_add(1, Ordering::Relaxed);
+        debug!(%chat, "cross-node claim completed after this side moved on");
+        self.send(
+            &committer.node,
+            Envelope::ToSession {
+                session: committer.session,
+                event: SessionEvent::PartnerEnded {
+                    chat,
+                    reason: EndReason::PartnerDisconnected,
+                },
+            },
+        );
+    }
+
+    /// The partner no longer waited: our reserved seat waits again, at home.
+    fn on_refused(&self, node: &Node, chat: ChatId, now: Instant) {
+        let reservation = self.reservations.lock().remove(&chat);
+        if let Some(r) = reservation {
+            self.stats
+                .claim_rtt
+                .observe(now.saturating_duration_since(r.reserved_at));
+            self.release(node, chat, r.ticket);
+        }
+    }
+
+    /// A reservation that will not complete: the seat, if still held, waits again.
+    fn release(&self, node: &Node, chat: ChatId, ticket: Ticket) {
+        if ticket.seat.release_reserved(chat).is_some() {
+            self.requeue(node, ticket);
+        }
+    }
+
+    /// Places a local ticket in its home pool again, if its user still waits with it.
+    fn requeue(&self, node: &Node, ticket: Ticket) {
+        if ticket.seat.waits_with(ticket.info.id) {
+            self.stats.requeued.fetch_add(1, Ordering::Relaxed);
+            node.router.place(ticket);
+        }
+    }
+
+    fn remote_peer(&self, address: &Address) -> Peer {
+        Peer {
+            session: address.session,
+            link: Arc::new(RemoteLink {
+                node: address.node.clone(),
+                session: address.session,
+                bus: Arc::clone(&self.bus),
+            }),
+        }
+    }
+
+    /// Sends an envelope to a node; to this node, without the network.
+    fn send(&self, to: &NodeId, envelope: Envelope) {
+        if *to == self.me {
+            self.receive(envelope, Instant::now());
+        } else {
+            self.bus.send(to, envelope);
+        }
+    }
+
+    // ---- time and membership ----
+
+    /// Periodic work: declares silent nodes dead, expires reservations nobody answered,
+    /// forgets spilled tickets whose users moved on. Called every ~100 ms.
+    pub fn tick(&self, now: Instant) {
+        let Some(node) = self.node() else {
+            return;
+        };
+        if self.is_connected() {
+            let changes = self.membership.write().sweep(now);
+            if !changes.is_empty() {
+                self.apply(&node, changes);
+            }
+        }
+        let expired: Vec<(ChatId, Reservation)> = {
+            let mut reservations = self.reservations.lock();
+            let chats: Vec<ChatId> = reservations
+                .iter()
+                .filter(|(_, r)| r.deadline <= now)
+                .map(|(chat, _)| *chat)
+                .collect();
+            chats
+                .into_iter()
+                .filter_map(|chat| reservations.remove(&chat).map(|r| (chat, r)))
+                .collect()
+        };
+        for (chat, r) in expired {
+            self.stats.claims_expired.fetch_add(1, Ordering::Relaxed);
+            warn!(%chat, partner = %r.partner.node, "cross-node claim timed out");
+            self.release(&node, chat, r.ticket);
+        }
+        let gone: Vec<Spilled> = {
+            let mut spilled = self.spilled.lock();
+            let ids: Vec<TicketId> = spilled
+                .iter()
+                .filter(|(id, s)| !s.ticket.seat.waits_with(**id))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| spilled.remove(id)).collect()
+        };
+        for s in gone {
+            self.send(
+                &s.owner,
+                Envelope::Withdraw {
+                    ticket: s.ticket.info.id,
+                    bucket: s.ticket.info.bucket,
+                },
+            );
+        }
+        self.stats.nodes_live.store(
+            1 + self.membership.read().others().count() as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Reacts to changes in the live set.
+    fn apply(&self, node: &Node, changes: Vec<Change>) {
+        for change in changes {
+            match &change {
+                Change::Joined(id) => info!(node = %id, "node joined"),
+                Change::Draining(id) => info!(node = %id, "node draining"),
+                Change::Died(id) => {
+                    warn!(node = %id, "node dead");
+                    self.stats.nodes_died.fetch_add(1, Ordering::Relaxed);
+                }
+                Change::Restarted(id) => warn!(node = %id, "node restarted"),
+                Change::Reconnected(id) => info!(node = %id, "node reconnected to NATS"),
+            }
+            if let Change::Died(id) | Change::Restarted(id) = &change {
+                // Its users are gone: chats with them end, their tickets here go.
+                node.sessions.broadcast(&SessionEvent::NodeLost(id.clone()));
+            }
+            if let Change::Died(id) | Change::Restarted(id) | Change::Reconnected(id) = &change {
+                for shard in node.router.shards() {
+                    shard.do_send(DropHome(id.clone()));
+                }
+                // Seats held for a partner there wait again; tickets it held come home.
+                let held: Vec<(ChatId, Reservation)> = {
+                    let mut reservations = self.reservations.lock();
+                    let chats: Vec<ChatId> = reservations
+                        .iter()
+                        .filter(|(_, r)| r.partner.node == *id)
+                        .map(|(chat, _)| *chat)
+                        .collect();
+                    chats
+                        .into_iter()
+                        .filter_map(|c| reservations.remove(&c).map(|r| (c, r)))
+                        .collect()
+                };
+                for (chat, r) in held {
+                    self.release(node, chat, r.ticket);
+                }
+                self.bring_home(node, |owner| owner == id);
+            }
+        }
+        // Ownership may have moved: tickets whose owner changed come home and spill again
+        // (to the new owner) if they still find nobody here.
+        let membership = self.membership.read();
+        let moved: Vec<TicketId> = self
+            .spilled
+            .lock()
+            .iter()
+            .filter(|(_, s)| membership.owner(&s.ticket.info.bucket) != Some(&s.owner))
+            .map(|(id, _)| *id)
+            .collect();
+        drop(membership);
+        for id in moved {
+            let spilled = self.spilled.lock().remove(&id);
+            if let Some(s) = spilled {
+                if self.membership.read().is_live(&s.owner) {
+                    self.send(
+                        &s.owner,
+                        Envelope::Withdraw {
+                            ticket: id,
+                            bucket: s.ticket.info.bucket,
+                        },
+                    );
+                }
+                self.requeue(node, s.ticket);
+            }
+        }
+    }
+
+    /// Places again at home every spilled ticket whose owner `pick` selects.
+    fn bring_home(&self, node: &Node, pick: impl Fn(&NodeId) -> bool) {
+        let back: Vec<Spilled> = {
+            let mut spilled = self.spilled.lock();
+            let ids: Vec<TicketId> = spilled
+                .iter()
+                .filter(|(_, s)| pick(&s.owner))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| spilled.remove(id)).collect()
+        };
+        for s in back {
+            self.requeue(node, s.ticket);
+        }
+    }
+
+    /// The NATS connection is down: pair only our own users until it returns.
+    pub fn on_disconnected(&self) {
+        if !self.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        self.stats.connected.store(0, Ordering::Relaxed);
+        // When we are back, the others learn from the new epoch that we dropped what we held.
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        warn!("lost NATS: pairing this node's users only until it returns");
+        let Some(node) = self.node() else {
+            return;
+        };
+        self.bring_home(&node, |_| true);
+        for shard in node.router.shards() {
+            shard.do_send(DropRemote);
+        }
+    }
+
+    /// The NATS connection is (back) up.
+    pub fn on_connected(&self) {
+        if self.connected.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.stats.connected.store(1, Ordering::Relaxed);
+        if self.epoch.load(Ordering::Relaxed) > 0 {
+            self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            info!("NATS is back");
+        }
+        self.membership.write().forgive_silence(Instant::now());
+    }
+
+    /// What this node announces now.
+    pub fn status(&self) -> Option<NodeStatus> {
+        let node = self.node()?;
+        Some(NodeStatus {
+            node: self.me.clone(),
+            shards: u16::try_from(node.router.shards().len()).unwrap_or(u16::MAX),
+            online: node.metrics.online(),
+            waiting: node.metrics.waiting(),
+            matches: node
+                .metrics
+                .shards
+                .iter()
+                .map(|s| s.matches.load(Ordering::Relaxed))
+                .sum(),
+            draining: self.draining.load(Ordering::Relaxed),
+            http: self.settings.http.clone(),
+            instance: self.instance,
+            epoch: self.epoch.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Publishes this node's heartbeat and a round-trip probe.
+    pub fn announce(&self) {
+        if let Some(status) = self.status() {
+            self.last_matches.store(status.matches, Ordering::Relaxed);
+            self.bus.broadcast(Envelope::Heartbeat(status));
+        }
+        self.bus.send(
+            &self.me,
+            Envelope::Probe {
+                sent_at_us: wire::unix_micros(),
+            },
+        );
+    }
+
+    /// Completes when an operator asks this node to drain.
+    pub async fn drain_requested(&self) {
+        self.drain_requested.notified().await;
+    }
+
+    /// First step of leaving the cluster: own nothing, spill nothing, tell everyone, and
+    /// send the tickets held for other nodes back to their homes.
+    pub fn begin_drain(&self) {
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.membership.write().set_draining();
+        self.announce();
+        let Some(node) = self.node() else {
+            return;
+        };
+        // Our own spilled tickets come home (their sessions close with this node anyway),
+        // and other nodes' tickets held here are sent back.
+        self.bring_home(&node, |_| true);
+        for shard in node.router.shards() {
+            shard.do_send(crate::shard::ReturnRemote);
+        }
+    }
+
+    /// Sends a spilled ticket held here back to its home node (on drain).
+    pub fn return_home(&self, ticket: &RemoteTicket) {
+        self.send(
+            &ticket.home,
+            Envelope::Requeue {
+                ticket: ticket.info.id,
+            },
+        );
+    }
+
+    /// Spilled tickets and open reservations (for tests and status).
+    pub fn in_flight(&self) -> (usize, usize) {
+        (self.spilled.lock().len(), self.reservations.lock().len())
+    }
+}

@@ -1,0 +1,415 @@
+//! NATS: the cluster's bus, the node's inbox, its heartbeats, and the operator commands.
+//!
+//! Subjects (all under `tandem.<cluster>.`):
+//! - `node.<node-id>`: a node's inbox; every envelope for it, in order per sender (one
+//!   publishing connection per node, one subscription per inbox);
+//! - `heartbeat`: every node's [`NodeStatus`], every `--cluster-heartbeat`.
+//!
+//! Publishing never blocks a caller: envelopes go through a bounded queue to one task that
+//! owns the publishing side, so actors and sessions never wait on the network. While NATS is
+//! unreachable, async-nats keeps reconnecting; the node meanwhile pairs its own users.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_nats::{ConnectOptions, Event, ServerAddr};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::wire;
+use super::{Cluster, ClusterArgs, ClusterStats};
+use crate::bus::{Bus, Envelope, NodeStatus};
+use crate::ids::NodeId;
+
+/// Envelopes queued for NATS before new ones are dropped (and counted): about a second of
+/// a busy node's cross-node traffic, bounded so that a long outage cannot eat the memory.
+const OUTBOX: usize = 65_536;
+
+/// How often the cluster's periodic work runs (death detection, claim expiry).
+const TICK: Duration = Duration::from_millis(100);
+
+/// The subjects of one cluster.
+#[derive(Clone, Debug)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    /// Subjects of cluster `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            prefix: format!("tandem.{name}"),
+        }
+    }
+
+    /// A node's inbox.
+    pub fn inbox(&self, node: &NodeId) -> String {
+        format!("{}.node.{}", self.prefix, node.0)
+    }
+
+    /// Where heartbeats go.
+    pub fn heartbeat(&self) -> String {
+        format!("{}.heartbeat", self.prefix)
+    }
+}
+
+/// Whether a node id or cluster name can be one subject token.
+pub fn valid_token(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The bus over NATS: encodes and queues; [`run`] publishes.
+pub struct NatsBus {
+    subjects: Subjects,
+    outbox: mpsc::Sender<(String, Vec<u8>)>,
+    stats: Arc<ClusterStats>,
+}
+
+impl NatsBus {
+    /// A bus for cluster `name`, and the queue [`run`] drains.
+    pub fn new(name: &str, stats: Arc<ClusterStats>) -> (Self, mpsc::Receiver<(String, Vec<u8>)>) {
+        let (outbox, queue) = mpsc::channel(OUTBOX);
+        let bus = Self {
+            subjects: Subjects::new(name),
+            outbox,
+            stats,
+        };
+        (bus, queue)
+    }
+
+    /// Envelopes queued and not yet handed to the NATS connection.
+    pub fn pending(&self) -> usize {
+        self.outbox.max_capacity() - self.outbox.capacity()
+    }
+
+    fn publish(&self, subject: String, envelope: &Envelope) {
+        let Some(payload) = wire::encode(envelope, Instant::now(), wire::unix_micros()) else {
+            return; // Local-only; never meant to leave the node.
+        };
+        match self.outbox.try_send((subject, payload)) {
+            Ok(()) => {
+                self.stats
+                    .envelopes_out
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stats
+                    .envelopes_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Bus for NatsBus {
+    fn send(&self, to: &NodeId, envelope: Envelope) {
+        self.publish(self.subjects.inbox(to), &envelope);
+    }
+
+    fn broadcast(&self, envelope: Envelope) {
+        self.publish(self.subjects.heartbeat(), &envelope);
+    }
+}
+
+/// Connection options from the flags: reconnect forever, quickly, with credentials and TLS
+/// as given.
+async fn options(args: &ClusterArgs, name: &str, node: bool) -> anyhow::Result<ConnectOptions> {
+    let mut options = ConnectOptions::new().name(name);
+    if node {
+        // A node starts, and serves its own users, even while NATS is unreachable.
+        options = options.retry_on_initial_connect();
+    }
+    let mut options = options
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .ping_interval(Duration::from_secs(5))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((50u64 << attempts.min(5)).min(1000))
+        });
+    if let Some(creds) = &args.nats_creds {
+        options = options
+            .credentials_file(creds)
+            .await
+            .with_context(|| format!("reading NATS credentials {}", creds.display()))?;
+    }
+    if let Some(ca) = &args.nats_tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    Ok(options)
+}
+
+fn servers(args: &ClusterArgs) -> anyhow::Result<Vec<ServerAddr>> {
+    args.nats
+        .iter()
+        .map(|url| {
+            url.trim()
+                .parse::<ServerAddr>()
+                .with_context(|| format!("bad NATS URL `{url}`"))
+        })
+        .collect()
+}
+
+/// Runs a node's NATS side until the process ends: connects (retrying), subscribes to the
+/// node's inbox and the heartbeats, publishes what the bus queued, announces the node and
+/// runs the cluster's periodic work. Spawn it on its own arbiter.
+pub async fn run(
+    args: ClusterArgs,
+    cluster: Arc<Cluster>,
+    mut queue: mpsc::Receiver<(String, Vec<u8>)>,
+) {
+    let subjects = Subjects::new(&args.cluster_name);
+    let events = Arc::clone(&cluster);
+    let options = match options(&args, &format!("tandem-{}", cluster.me.0), true).await {
+        Ok(options) => options.event_callback(move |event| {
+            let cluster = Arc::clone(&events);
+            async move {
+                match event {
+                    Event::Connected => cluster.on_connected(),
+                    Event::Disconnected => cluster.on_disconnected(),
+                    other => debug!(event = %other, "nats event"),
+                }
+            }
+        }),
+        Err(err) => return warn!(error = %err, "cannot configure NATS; running alone"),
+    };
+    let servers = match servers(&args) {
+        Ok(servers) => servers,
+        Err(err) => return warn!(error = %err, "cannot use the NATS URLs; running alone"),
+    };
+    let client = match options.connect(servers).await {
+        Ok(client) => client,
+        Err(err) => return warn!(error = %err, "cannot connect to NATS; running alone"),
+    };
+    let inbox = client.subscribe(subjects.inbox(&cluster.me)).await;
+    let heartbeats = client.subscribe(subjects.heartbeat()).await;
+    let (Ok(inbox), Ok(heartbeats)) = (inbox, heartbeats) else {
+        return warn!("cannot subscribe on NATS; running alone");
+    };
+    if client.connection_state() == async_nats::connection::State::Connected {
+        cluster.on_connected();
+    }
+    info!(cluster = %args.cluster_name, node = %cluster.me, "joined the cluster over NATS");
+
+    let publisher = client.clone();
+    actix_rt::spawn(async move {
+        while let Some((subject, payload)) = queue.recv().await {
+            if let Err(err) = publisher.publish(subject, payload.into()).await {
+                debug!(error = %err, "nats publish failed");
+            }
+        }
+    });
+    for mut subscription in [inbox, heartbeats] {
+        let cluster = Arc::clone(&cluster);
+        actix_rt::spawn(async move {
+            while let Some(message) = subscription.next().await {
+                receive(&cluster, &message.payload);
+            }
+        });
+    }
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_announce: Option<Instant> = None;
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        if cluster.is_connected()
+            && last_announce.is_none_or(|at| now - at >= cluster.settings.heartbeat)
+        {
+            cluster.announce();
+            last_announce = Some(now);
+        }
+        cluster.tick(now);
+    }
+}
+
+fn receive(cluster: &Cluster, payload: &[u8]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    cluster.stats.envelopes_in.fetch_add(1, Relaxed);
+    match wire::decode(payload, Instant::now()) {
+        Ok(received) => {
+            if !matches!(
+                received.envelope,
+                Envelope::Heartbeat(_) | Envelope::Probe { .. }
+            ) {
+                let transit = wire::unix_micros().saturating_sub(received.sent_at_us);
+                cluster
+                    .stats
+                    .transit
+                    .observe(Duration::from_micros(transit));
+            }
+            cluster.receive(received.envelope, Instant::now());
+        }
+        Err(err) => {
+            match err.kind() {
+                "version" => cluster.stats.refused_version.fetch_add(1, Relaxed),
+                _ => cluster.stats.refused_malformed.fetch_add(1, Relaxed),
+            };
+            warn!(error = %err, "refused an envelope");
+        }
+    }
+}
+
+/// A one-off connection for the operator commands.
+async fn operator_client(args: &ClusterArgs) -> anyhow::Result<async_nats::Client> {
+    // No retries on the first connection: an operator wants to know at once that NATS is
+    // unreachable.
+    let options = options(args, "tandem-operator", false).await?;
+    tokio::time::timeout(Duration::from_secs(5), options.connect(servers(args)?))
+        .await
+        .context("connecting to NATS timed out")?
+        .context("connecting to NATS")
+}
+
+/// The nodes heard within `listen`: each node's latest status, and its matches per second
+/// between its first and last heartbeat in that time.
+pub async fn observe(
+    args: &ClusterArgs,
+    listen: Duration,
+) -> anyhow::Result<Vec<(NodeStatus, Option<f64>)>> {
+    let client = operator_client(args).await?;
+    let subjects = Subjects::new(&args.cluster_name);
+    let mut heartbeats = client.subscribe(subjects.heartbeat()).await?;
+    let mut seen: std::collections::BTreeMap<NodeId, (NodeStatus, Instant, NodeStatus, Instant)> =
+        Default::default();
+    let deadline = tokio::time::Instant::now() + listen;
+    while let Ok(Some(message)) = tokio::time::timeout_at(deadline, heartbeats.next()).await {
+        let Ok(received) = wire::decode(&message.payload, Instant::now()) else {
+            continue;
+        };
+        let Envelope::Heartbeat(status) = received.envelope else {
+            continue;
+        };
+        let now = Instant::now();
+        seen.entry(status.node.clone())
+            .and_modify(|(_, _, last, at)| {
+                *last = status.clone();
+                *at = now;
+            })
+            .or_insert((status.clone(), now, status, now));
+    }
+    Ok(seen
+        .into_values()
+        .map(|(first, first_at, last, last_at)| {
+            let secs = (last_at - first_at).as_secs_f64();
+            let rate =
+                (secs > 0.0).then(|| last.matches.saturating_sub(first.matches) as f64 / secs);
+            (last, rate)
+        })
+        .collect())
+}
+
+/// `tandem cluster status`: the table an operator reads.
+pub async fn status(args: &ClusterArgs, listen: Duration) -> anyhow::Result<String> {
+    let nodes = observe(args, listen).await?;
+    let mut out = format!(
+        "cluster {}: {} node(s)\n{:<20} {:<22} {:>6} {:>9} {:>9} {:>10}  {}\n",
+        args.cluster_name,
+        nodes.len(),
+        "NODE",
+        "HTTP",
+        "SHARDS",
+        "ONLINE",
+        "WAITING",
+        "MATCHES/S",
+        "STATE"
+    );
+    for (status, rate) in &nodes {
+        out.push_str(&format!(
+            "{:<20} {:<22} {:>6} {:>9} {:>9} {:>10}  {}\n",
+            status.node.0,
+            status.http,
+            status.shards,
+            status.online,
+            status.waiting,
+            rate.map_or("-".to_owned(), |r| format!("{r:.1}")),
+            if status.draining {
+                "draining"
+            } else {
+                "serving"
+            },
+        ));
+    }
+    let online: u64 = nodes.iter().map(|(s, _)| s.online).sum();
+    let waiting: u64 = nodes.iter().map(|(s, _)| s.waiting).sum();
+    out.push_str(&format!("total: {online} online, {waiting} waiting\n"));
+    Ok(out)
+}
+
+/// `tandem cluster drain NODE`: asks the node to drain, then follows it until it is gone.
+pub async fn drain(
+    args: &ClusterArgs,
+    node: &NodeId,
+    wait: Duration,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<()> {
+    let client = operator_client(args).await?;
+    let subjects = Subjects::new(&args.cluster_name);
+    let mut heartbeats = client.subscribe(subjects.heartbeat()).await?;
+    // Only drain a node that is there.
+    let first = tokio::time::timeout(wait.min(Duration::from_secs(5)), async {
+        while let Some(message) = heartbeats.next().await {
+            if let Ok(received) = wire::decode(&message.payload, Instant::now()) {
+                if let Envelope::Heartbeat(status) = received.envelope {
+                    if status.node == *node {
+                        return Some(status);
+                    }
+                }
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .with_context(|| format!("node {} is not in cluster {}", node.0, args.cluster_name))?;
+    progress(&format!(
+        "asking {} ({} online) to drain",
+        node.0, first.online
+    ));
+    let payload = wire::encode(&Envelope::Drain, Instant::now(), wire::unix_micros())
+        .expect("drain is a wire envelope");
+    client.publish(subjects.inbox(node), payload.into()).await?;
+    client.flush().await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut last_heard = Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), heartbeats.next()).await {
+            Ok(Some(message)) => {
+                if let Ok(received) = wire::decode(&message.payload, Instant::now()) {
+                    if let Envelope::Heartbeat(status) = received.envelope {
+                        if status.node == *node {
+                            last_heard = Instant::now();
+                            progress(&format!(
+                                "{}: {}, {} online, {} waiting",
+                                node.0,
+                                if status.draining {
+                                    "draining"
+                                } else {
+                                    "serving"
+                                },
+                                status.online,
+                                status.waiting
+                            ));
+                        }
+                    }
+                }
+            }
+            Ok(None) => anyhow::bail!("the NATS subscription ended"),
+            Err(_) => {}
+        }
+        // Gone: no heartbeat for three intervals of the default cadence.
+        if last_heard.elapsed() >= Duration::from_millis(1500) {
+            progress(&format!("{} has left the cluster", node.0));
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{} still there after {:?}", node.0, wait);
+        }
+    }
+}

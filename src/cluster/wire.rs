@@ -1,0 +1,575 @@
+//! The inter-node envelope on NATS: one version byte, then the bincode (standard config) of a
+//! [`Wire`] value. A node refuses (counts and drops) a payload whose version it does not
+//! know, so a rolling upgrade that changes the layout bumps [`VERSION`] and keeps decoding
+//! the previous one until every node runs the new code (docs/cluster.md).
+//!
+//! This is the third vocabulary, kept apart from the client protocol and from actor messages:
+//! times are relative (microseconds waited, microseconds until the interest fallback), so
+//! nodes need no synchronised clocks; ids are plain integers.
+
+use std::time::{Duration, Instant};
+
+use bincode::{Decode, Encode};
+
+use crate::bus::{Address, Envelope, NodeStatus, Proposal, RemoteTicket};
+use crate::ids::{ChatId, NodeId, SessionId, TicketId};
+use crate::matching::{
+    BucketKey, Country, CountryFilter, Gender, GenderFilter, Interests, Lang, Mode, RecentSet, Tag,
+    TicketInfo,
+};
+use crate::protocol::{EndReason, PartnerInfo, SignalData};
+use crate::session::{ChatInput, SessionEvent};
+
+/// The layout version this node writes and reads.
+pub const VERSION: u8 = 1;
+
+/// The largest envelope accepted (a ticket with 20 interests of 40 characters and 50
+/// countries is under 2 KiB; a signal is under the client's 64 KiB frame limit).
+const MAX_ENVELOPE: usize = 128 * 1024;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_ENVELOPE>()
+}
+
+/// Why a payload from NATS was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("empty payload")]
+    Empty,
+    #[error("unknown envelope version {0} (this node speaks {VERSION})")]
+    Version(u8),
+    #[error("undecodable envelope: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    #[error("bad field: {0}")]
+    Field(&'static str),
+}
+
+impl WireError {
+    /// A label for the `tandem_cluster_refused_total{reason}` counter.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Empty | Self::Decode(_) | Self::Field(_) => "malformed",
+            Self::Version(_) => "version",
+        }
+    }
+}
+
+/// Wall-clock microseconds since the Unix epoch, for transit times between nodes.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, micros)
+}
+
+/// Encodes an envelope sent at `now` (and at wall-clock `sent_at_us`); `None` for what
+/// never leaves a node (local-only session events).
+pub fn encode(envelope: &Envelope, now: Instant, sent_at_us: u64) -> Option<Vec<u8>> {
+    let wire = Wire::from_envelope(envelope, now)?;
+    let mut out = vec![VERSION];
+    bincode::encode_into_std_write((sent_at_us, &wire), &mut out, config()).ok()?;
+    Some(out)
+}
+
+/// A payload from NATS, decoded.
+#[derive(Debug)]
+pub struct Received {
+    pub envelope: Envelope,
+    /// The sender's wall clock when it published, in Unix microseconds.
+    pub sent_at_us: u64,
+}
+
+/// Decodes a payload received at `now`.
+pub fn decode(payload: &[u8], now: Instant) -> Result<Received, WireError> {
+    let (&version, body) = payload.split_first().ok_or(WireError::Empty)?;
+    if version != VERSION {
+        return Err(WireError::Version(version));
+    }
+    let ((sent_at_us, wire), _): ((u64, Wire), usize) = bincode::decode_from_slice(body, config())?;
+    Ok(Received {
+        envelope: wire.into_envelope(now)?,
+        sent_at_us,
+    })
+}
+
+#[derive(Encode, Decode, Debug)]
+enum Wire {
+    ToSession {
+        session: u64,
+        event: WireEvent,
+    },
+    Spill(WireTicket),
+    Withdraw {
+        ticket: u64,
+        bucket: WireBucket,
+    },
+    Reserve(WireProposal),
+    Commit(WireProposal),
+    Committed {
+        chat: u64,
+        node: String,
+        session: u64,
+    },
+    Refused {
+        chat: u64,
+    },
+    Requeue {
+        ticket: u64,
+    },
+    Heartbeat {
+        node: String,
+        shards: u16,
+        online: u64,
+        waiting: u64,
+        matches: u64,
+        draining: bool,
+        http: String,
+        instance: u64,
+        epoch: u32,
+    },
+    Drain,
+    Probe {
+        sent_at_us: u64,
+    },
+}
+
+#[derive(Encode, Decode, Debug)]
+enum WireEvent {
+    PartnerEnded { chat: u64, reason: EndReason },
+    Msg { chat: u64, text: String },
+    Typing { chat: u64, on: bool },
+    Signal { chat: u64, data: SignalData },
+}
+
+#[derive(Encode, Decode, Debug, Clone, Copy)]
+struct WireBucket {
+    /// 0 text, 1 video.
+    mode: u8,
+    lang: [u8; 8],
+}
+
+#[derive(Encode, Decode, Debug)]
+struct WireTicket {
+    home: String,
+    ticket: u64,
+    session: u64,
+    bucket: WireBucket,
+    recent: Vec<u64>,
+    /// How long the user has waited, so the owner keeps longest-waiting-first across nodes.
+    waited_us: u64,
+    interests: Vec<String>,
+    /// Microseconds from now until a random partner is acceptable (negative: already);
+    /// `None`: never (`interests_only`).
+    random_in_us: Option<i64>,
+    country: [u8; 2],
+    countries: Vec<[u8; 2]>,
+    /// `m`, `f` or `x`.
+    gender: Option<u8>,
+    want_gender: u8,
+    college: Option<String>,
+    same_college: bool,
+    public: PartnerInfo,
+}
+
+#[derive(Encode, Decode, Debug)]
+struct WireProposal {
+    chat: u64,
+    ticket: u64,
+    partner_node: String,
+    partner_session: u64,
+    partner_ticket: u64,
+    partner_public: PartnerInfo,
+    initiator: bool,
+    common_interests: Vec<String>,
+}
+
+impl WireBucket {
+    fn of(bucket: &BucketKey) -> Self {
+        let mut lang = [0u8; 8];
+        for (slot, b) in lang.iter_mut().zip(bucket.lang.as_str().bytes()) {
+            *slot = b;
+        }
+        Self {
+            mode: match bucket.mode {
+                Mode::Text => 0,
+                Mode::Video => 1,
+            },
+            lang,
+        }
+    }
+
+    fn into_bucket(self) -> Result<BucketKey, WireError> {
+        let mode = match self.mode {
+            0 => Mode::Text,
+            1 => Mode::Video,
+            _ => return Err(WireError::Field("mode")),
+        };
+        let len = self.lang.iter().position(|&b| b == 0).unwrap_or(8);
+        let lang = std::str::from_utf8(&self.lang[..len])
+            .ok()
+            .and_then(Lang::parse)
+            .ok_or(WireError::Field("lang"))?;
+        Ok(BucketKey { mode, lang })
+    }
+}
+
+fn country_bytes(country: Country) -> [u8; 2] {
+    let b = country.as_str().as_bytes();
+    [b[0], b[1]]
+}
+
+fn country_of(bytes: [u8; 2]) -> Result<Country, WireError> {
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(Country::parse)
+        .ok_or(WireError::Field("country"))
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl WireTicket {
+    fn of(ticket: &RemoteTicket, now: Instant) -> Self {
+        let info = &ticket.info;
+        Self {
+            home: ticket.home.0.clone(),
+            ticket: info.id.0,
+            session: info.session.0,
+            bucket: WireBucket::of(&info.bucket),
+            recent: info.recent.ids().iter().map(|s| s.0).collect(),
+            waited_us: micros(now.saturating_duration_since(info.since)),
+            interests: info
+                .interests
+                .tags()
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+            random_in_us: info.random_from.map(|at| {
+                if at >= now {
+                    micros(at - now).min(i64::MAX as u64) as i64
+                } else {
+                    -(micros(now - at).min(i64::MAX as u64) as i64)
+                }
+            }),
+            country: country_bytes(info.country),
+            countries: info
+                .countries
+                .codes()
+                .iter()
+                .copied()
+                .map(country_bytes)
+                .collect(),
+            gender: info.gender.map(|g| g.as_str().as_bytes()[0]),
+            want_gender: info.want_gender.bits(),
+            college: info.college.as_deref().map(str::to_owned),
+            same_college: info.same_college,
+            public: ticket.public.clone(),
+        }
+    }
+
+    fn into_ticket(self, now: Instant) -> Result<RemoteTicket, WireError> {
+        let since = now
+            .checked_sub(Duration::from_micros(self.waited_us))
+            .unwrap_or(now);
+        let random_from = self.random_in_us.map(|delta| {
+            let magnitude = Duration::from_micros(delta.unsigned_abs());
+            if delta >= 0 {
+                now + magnitude
+            } else {
+                now.checked_sub(magnitude).unwrap_or(now)
+            }
+        });
+        // The home node normalised and bounded these already; parse keeps the receiver
+        // safe from a buggy or hostile peer all the same.
+        let interests = Interests::parse(&self.interests).map_err(|_| WireError::Field("tags"))?;
+        let countries = self
+            .countries
+            .into_iter()
+            .take(CountryFilter::MAX)
+            .map(country_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let gender = match self.gender {
+            None => None,
+            Some(b) => Some(
+                Gender::parse(std::str::from_utf8(&[b]).unwrap_or(""))
+                    .ok_or(WireError::Field("gender"))?,
+            ),
+        };
+        Ok(RemoteTicket {
+            home: NodeId(self.home),
+            info: TicketInfo {
+                id: TicketId(self.ticket),
+                session: SessionId(self.session),
+                bucket: self.bucket.into_bucket()?,
+                recent: RecentSet::from_ids(self.recent.into_iter().map(SessionId)),
+                since,
+                interests,
+                random_from,
+                country: country_of(self.country)?,
+                countries: CountryFilter::new(countries),
+                gender,
+                want_gender: GenderFilter::from_bits(self.want_gender),
+                college: self.college.map(Tag::from),
+                same_college: self.same_college,
+            },
+            public: self.public,
+        })
+    }
+}
+
+impl WireProposal {
+    fn of(p: &Proposal) -> Self {
+        Self {
+            chat: p.chat.0,
+            ticket: p.ticket.0,
+            partner_node: p.partner.node.0.clone(),
+            partner_session: p.partner.session.0,
+            partner_ticket: p.partner_ticket.0,
+            partner_public: p.partner_public.clone(),
+            initiator: p.initiator,
+            common_interests: p.common_interests.clone(),
+        }
+    }
+
+    fn into_proposal(self) -> Proposal {
+        Proposal {
+            chat: ChatId(self.chat),
+            ticket: TicketId(self.ticket),
+            partner: Address {
+                node: NodeId(self.partner_node),
+                session: SessionId(self.partner_session),
+            },
+            partner_ticket: TicketId(self.partner_ticket),
+            partner_public: self.partner_public,
+            initiator: self.initiator,
+            common_interests: self.common_interests,
+        }
+    }
+}
+
+impl Wire {
+    fn from_envelope(envelope: &Envelope, now: Instant) -> Option<Self> {
+        Some(match envelope {
+            Envelope::ToSession { session, event } => Self::ToSession {
+                session: session.0,
+                event: match event {
+                    SessionEvent::PartnerEnded { chat, reason } => WireEvent::PartnerEnded {
+                        chat: chat.0,
+                        reason: *reason,
+                    },
+                    SessionEvent::Relay { chat, item } => match item {
+                        ChatInput::Msg(text) => WireEvent::Msg {
+                            chat: chat.0,
+                            text: text.clone(),
+                        },
+                        ChatInput::Typing(on) => WireEvent::Typing {
+                            chat: chat.0,
+                            on: *on,
+                        },
+                        ChatInput::Signal(data) => WireEvent::Signal {
+                            chat: chat.0,
+                            data: data.clone(),
+                        },
+                    },
+                    // Local to a node: seats, shutdowns and node losses are not sent.
+                    SessionEvent::SeatChanged
+                    | SessionEvent::Shutdown
+                    | SessionEvent::NodeLost(_) => return None,
+                },
+            },
+            Envelope::Spill(ticket) => Self::Spill(WireTicket::of(ticket, now)),
+            Envelope::Withdraw { ticket, bucket } => Self::Withdraw {
+                ticket: ticket.0,
+                bucket: WireBucket::of(bucket),
+            },
+            Envelope::Reserve(p) => Self::Reserve(WireProposal::of(p)),
+            Envelope::Commit(p) => Self::Commit(WireProposal::of(p)),
+            Envelope::Committed { chat, committer } => Self::Committed {
+                chat: chat.0,
+                node: committer.node.0.clone(),
+                session: committer.session.0,
+            },
+            Envelope::Refused { chat } => Self::Refused { chat: chat.0 },
+            Envelope::Requeue { ticket } => Self::Requeue { ticket: ticket.0 },
+            Envelope::Heartbeat(status) => Self::Heartbeat {
+                node: status.node.0.clone(),
+                shards: status.shards,
+                online: status.online,
+                waiting: status.waiting,
+                matches: status.matches,
+                draining: status.draining,
+                http: status.http.clone(),
+                instance: status.instance,
+                epoch: status.epoch,
+            },
+            Envelope::Drain => Self::Drain,
+            Envelope::Probe { sent_at_us } => Self::Probe {
+                sent_at_us: *sent_at_us,
+            },
+        })
+    }
+
+    fn into_envelope(self, now: Instant) -> Result<Envelope, WireError> {
+        Ok(match self {
+            Self::ToSession { session, event } => Envelope::ToSession {
+                session: SessionId(session),
+                event: match event {
+                    WireEvent::PartnerEnded { chat, reason } => SessionEvent::PartnerEnded {
+                        chat: ChatId(chat),
+                        reason,
+                    },
+                    WireEvent::Msg { chat, text } => SessionEvent::Relay {
+                        chat: ChatId(chat),
+                        item: ChatInput::Msg(text),
+                    },
+                    WireEvent::Typing { chat, on } => SessionEvent::Relay {
+                        chat: ChatId(chat),
+                        item: ChatInput::Typing(on),
+                    },
+                    WireEvent::Signal { chat, data } => SessionEvent::Relay {
+                        chat: ChatId(chat),
+                        item: ChatInput::Signal(data),
+                    },
+                },
+            },
+            Self::Spill(ticket) => Envelope::Spill(ticket.into_ticket(now)?),
+            Self::Withdraw { ticket, bucket } => Envelope::Withdraw {
+                ticket: TicketId(ticket),
+                bucket: bucket.into_bucket()?,
+            },
+            Self::Reserve(p) => Envelope::Reserve(p.into_proposal()),
+            Self::Commit(p) => Envelope::Commit(p.into_proposal()),
+            Self::Committed {
+                chat,
+                node,
+                session,
+            } => Envelope::Committed {
+                chat: ChatId(chat),
+                committer: Address {
+                    node: NodeId(node),
+                    session: SessionId(session),
+                },
+            },
+            Self::Refused { chat } => Envelope::Refused { chat: ChatId(chat) },
+            Self::Requeue { ticket } => Envelope::Requeue {
+                ticket: TicketId(ticket),
+            },
+            Self::Heartbeat {
+                node,
+                shards,
+                online,
+                waiting,
+                matches,
+                draining,
+                http,
+                instance,
+                epoch,
+            } => Envelope::Heartbeat(NodeStatus {
+                node: NodeId(node),
+                shards,
+                online,
+                waiting,
+                matches,
+                draining,
+                http,
+                instance,
+                epoch,
+            }),
+            Self::Drain => Envelope::Drain,
+            Self::Probe { sent_at_us } => Envelope::Probe { sent_at_us },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(now: Instant) -> RemoteTicket {
+        let mut info = TicketInfo::plain(
+            TicketId(u64::MAX - 3),
+            SessionId(77),
+            BucketKey {
+                mode: Mode::Video,
+                lang: Lang::parse("de").unwrap(),
+            },
+            now - Duration::from_millis(250),
+        );
+        info.interests = Interests::parse(&["music".into(), "ünïcode".into()]).unwrap();
+        info.random_from = Some(now + Duration::from_secs(4));
+        info.country = Country::parse("AT").unwrap();
+        info.countries = CountryFilter::new(vec![
+            Country::parse("DE").unwrap(),
+            Country::parse("AT").unwrap(),
+        ]);
+        info.gender = Some(Gender::F);
+        info.want_gender = GenderFilter::of([Gender::M, Gender::X]);
+        info.college = Some(Tag::from("uni.example"));
+        info.same_college = true;
+        info.recent = RecentSet::from_ids([SessionId(1), SessionId(2)]);
+        RemoteTicket {
+            home: NodeId("a".into()),
+            info,
+            public: PartnerInfo {
+                country: "AT".into(),
+                college: Some("uni.example".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn a_ticket_survives_the_trip_with_its_times_relative() {
+        let now = Instant::now();
+        let sent = ticket(now);
+        let bytes = encode(&Envelope::Spill(sent.clone()), now, 1).unwrap();
+        assert_eq!(bytes[0], VERSION);
+        // Received 10 ms later: the waits moved by exactly that much.
+        let later = now + Duration::from_millis(10);
+        let Envelope::Spill(got) = decode(&bytes, later).unwrap().envelope else {
+            panic!("spill expected")
+        };
+        let mut expected = sent.info.clone();
+        expected.since += Duration::from_millis(10);
+        expected.random_from = expected.random_from.map(|t| t + Duration::from_millis(10));
+        assert_eq!(got.info, expected);
+        assert_eq!((got.home, got.public), (sent.home, sent.public));
+    }
+
+    #[test]
+    fn relays_keep_their_content_and_local_events_stay_home() {
+        let now = Instant::now();
+        let relay = Envelope::ToSession {
+            session: SessionId(5),
+            event: SessionEvent::Relay {
+                chat: ChatId(9),
+                item: ChatInput::Signal(SignalData(serde_json::json!({"sdp": "v=0"}))),
+            },
+        };
+        let bytes = encode(&relay, now, 1).unwrap();
+        let Envelope::ToSession { session, event } = decode(&bytes, now).unwrap().envelope else {
+            panic!("to_session expected")
+        };
+        assert_eq!(session, SessionId(5));
+        assert!(
+            matches!(event, SessionEvent::Relay { chat: ChatId(9), item: ChatInput::Signal(d) } if d.0["sdp"] == "v=0")
+        );
+        let local = Envelope::ToSession {
+            session: SessionId(5),
+            event: SessionEvent::SeatChanged,
+        };
+        assert!(encode(&local, now, 1).is_none());
+    }
+
+    #[test]
+    fn unknown_versions_and_garbage_are_refused_with_a_kind() {
+        let now = Instant::now();
+        let mut bytes = encode(&Envelope::Drain, now, 1).unwrap();
+        bytes[0] = VERSION + 1;
+        assert_eq!(decode(&bytes, now).unwrap_err().kind(), "version");
+        assert_eq!(decode(&[], now).unwrap_err().kind(), "malformed");
+        assert_eq!(
+            decode(&[VERSION, 200, 1], now).unwrap_err().kind(),
+            "malformed"
+        );
+    }
+}

@@ -1,0 +1,603 @@
+//! The cluster over a real `nats-server` (started by the test on a free port): users on
+//! different nodes are paired and chat; interest and country pairing work across nodes;
+//! a node killed with SIGKILL, a NATS server restarted, a NATS cluster losing a server and
+//! a drained node all leave nobody paired twice and nobody stranded.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::nats::{free_port, NatsServer};
+use common::{generous_args, http_get, Client, STEP};
+use tandem::config::ServeArgs;
+use tandem::ids::NodeId;
+use tandem::matching::{BucketKey, Lang, Mode};
+use tandem::protocol::{ClientMsg, EndReason, ErrorCode, Join, ServerMsg, SignalData};
+use tandem::RunningServer;
+
+/// Args of a node `id` of the test cluster on `nats`.
+fn node_args(nats: &[String], id: &str) -> ServeArgs {
+    let mut args = generous_args();
+    args.node_id = Some(id.to_owned());
+    args.cluster.nats = nats.to_vec();
+    args.cluster.cluster_name = "test".into();
+    args
+}
+
+fn start_node(nats: &[String], id: &str) -> RunningServer {
+    common::start_server_with(node_args(nats, id))
+}
+
+/// Polls `done` until it holds, failing the test after `within`.
+async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until every node hears every other.
+async fn formed(nodes: &[&RunningServer]) {
+    let others = nodes.len() - 1;
+    wait_until("the cluster formed", Duration::from_secs(10), || {
+        nodes.iter().all(|n| {
+            let cluster = n.node.cluster.as_ref().expect("a cluster node");
+            cluster.is_connected() && cluster.members().len() == others
+        })
+    })
+    .await;
+}
+
+/// Node ids such that the text/en bucket is owned by the first (so the tests know where
+/// leftovers meet). Every node computes owners the same way; so does this.
+fn ids_with_owner_first(prefix: &str, count: usize) -> Vec<String> {
+    let bucket = BucketKey {
+        mode: Mode::Text,
+        lang: Lang::EN,
+    };
+    for attempt in 0.. {
+        let ids: Vec<String> = (0..count)
+            .map(|i| format!("{prefix}{attempt}x{i}"))
+            .collect();
+        let mut view =
+            tandem::cluster::Membership::new(NodeId(ids[1].clone()), 2, Duration::from_secs(2));
+        for id in &ids {
+            view.observe(status(id), Instant::now());
+        }
+        if view.owner(&bucket) == Some(&NodeId(ids[0].clone())) {
+            return ids;
+        }
+    }
+    unreachable!()
+}
+
+fn status(id: &str) -> tandem::bus::NodeStatus {
+    tandem::bus::NodeStatus {
+        node: NodeId(id.to_owned()),
+        shards: 2,
+        online: 0,
+        waiting: 0,
+        matches: 0,
+        draining: false,
+        http: String::new(),
+        instance: 1,
+        epoch: 0,
+    }
+}
+
+/// A metric's value in a node's `/metrics` (the first series of that name).
+async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let (_, body) = http_get(addr, "/metrics").await;
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+fn join_with(f: impl FnOnce(&mut Join)) -> ClientMsg {
+    let mut j = Join {
+        adult: true,
+        ..Join::default()
+    };
+    f(&mut j);
+    ClientMsg::Join(j)
+}
+
+#[actix_rt::test]
+async fn users_on_two_nodes_are_paired_and_chat_through_nats() {
+    let nats = NatsServer::start();
+    let urls = vec![nats.url()];
+    let a = start_node(&urls, "alpha");
+    let b = start_node(&urls, "beta");
+    formed(&[&a, &b]).await;
+
+    let mut on_a = Client::connect(a.addr).await;
+    let mut on_b = Client::connect(b.addr).await;
+    assert_eq!(on_a.welcome.node, "alpha");
+    assert_eq!(on_b.welcome.node, "beta");
+    on_a.join().await;
+    on_b.join().await;
+    let ma = on_a.matched().await;
+    let mb = on_b.matched().await;
+    assert_eq!(ma.chat, mb.chat, "both sides are in one chat");
+    assert!(
+        ma.initiator ^ mb.initiator,
+        "exactly one side makes the offer"
+    );
+
+    // Lines, typing and signals cross in order, both ways.
+    for n in 0..50 {
+        on_a.say(ma.chat, &format!("a{n}")).await;
+        on_b.say(mb.chat, &format!("b{n}")).await;
+    }
+    on_a.send(&ClientMsg::Typing {
+        chat: ma.chat,
+        on: true,
+    })
+    .await;
+    on_b.send(&ClientMsg::Signal {
+        chat: mb.chat,
+        data: SignalData(serde_json::json!({"type": "offer", "sdp": "v=0"})),
+    })
+    .await;
+    let mut at_b = Vec::new();
+    while at_b.len() < 51 {
+        match on_b.recv().await {
+            ServerMsg::Msg { chat, text } => {
+                assert_eq!(chat, mb.chat);
+                at_b.push(text);
+            }
+            ServerMsg::Typing { chat, on } => {
+                assert!(chat == mb.chat && on);
+                at_b.push("typing".into());
+            }
+            other => panic!("unexpected at b: {other:?}"),
+        }
+    }
+    let expected: Vec<String> = (0..50)
+        .map(|n| format!("a{n}"))
+        .chain(["typing".to_owned()])
+        .collect();
+    assert_eq!(at_b, expected);
+    for n in 0..50 {
+        match on_a.recv().await {
+            ServerMsg::Msg { chat, text } => assert_eq!((chat, text), (ma.chat, format!("b{n}"))),
+            other => panic!("unexpected at a: {other:?}"),
+        }
+    }
+    match on_a.recv().await {
+        ServerMsg::Signal { chat, data } => {
+            assert_eq!(chat, ma.chat);
+            assert_eq!(data.0["type"], "offer");
+        }
+        other => panic!("expected the signal, got {other:?}"),
+    }
+
+    // A skip on one node ends the chat on the other.
+    on_a.send(&ClientMsg::Next).await;
+    assert!(matches!(
+        on_a.recv().await,
+        ServerMsg::Ended {
+            reason: EndReason::Skipped,
+            ..
+        }
+    ));
+    assert_eq!(on_a.recv().await, ServerMsg::Waiting);
+    match on_b.recv().await {
+        ServerMsg::Ended { chat, reason } => {
+            assert_eq!((chat, reason), (mb.chat, EndReason::PartnerSkipped))
+        }
+        other => panic!("expected ended, got {other:?}"),
+    }
+
+    // The pairing went through the owner: one node spilled, one completed a cross match.
+    let spilled = metric(a.addr, "tandem_cluster_spilled_total").await
+        + metric(b.addr, "tandem_cluster_spilled_total").await;
+    let crossed = metric(a.addr, "tandem_cluster_cross_matches_total").await
+        + metric(b.addr, "tandem_cluster_cross_matches_total").await;
+    assert!(spilled >= 1.0, "a ticket was spilled");
+    assert_eq!(
+        crossed, 2.0,
+        "each side completed the cross-node pairing once"
+    );
+    drop((on_a, on_b));
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn many_users_across_three_nodes_are_each_paired_once() {
+    let nats = NatsServer::start();
+    let urls = vec![nats.url()];
+    let nodes: Vec<RunningServer> = ["n0", "n1", "n2"]
+        .iter()
+        .map(|id| start_node(&urls, id))
+        .collect();
+    formed(&nodes.iter().collect::<Vec<_>>()).await;
+
+    // 30 users, 10 per node, joining in turn: every one gets exactly one chat, every chat
+    // has exactly two members, and no one meets themselves.
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        let mut c = Client::connect(nodes[i % 3].addr).await;
+        c.join().await;
+        clients.push(c);
+    }
+    let mut chats: HashMap<tandem::ids::ChatId, Vec<usize>> = HashMap::new();
+    let mut initiators = HashMap::<tandem::ids::ChatId, usize>::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let m = c.matched().await;
+        chats.entry(m.chat).or_default().push(i);
+        *initiators.entry(m.chat).or_default() += m.initiator as usize;
+    }
+    assert_eq!(chats.len(), 15);
+    assert!(chats.values().all(|members| members.len() == 2));
+    assert!(initiators.values().all(|&n| n == 1));
+    // Nobody hears of a second chat.
+    for c in clients.iter_mut() {
+        let extra = c.drain().await;
+        assert!(extra.is_empty(), "unexpected: {extra:?}");
+    }
+    drop(clients);
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[actix_rt::test]
+async fn interests_and_countries_pair_across_nodes() {
+    let nats = NatsServer::start();
+    let urls = vec![nats.url()];
+    let with_country = |id: &str| {
+        let mut args = node_args(&urls, id);
+        args.country_header = Some("X-Country".into());
+        common::start_server_with(args)
+    };
+    // Node a owns the bucket, so leftovers meet there and the test knows the order.
+    let ids = ids_with_owner_first("i", 2);
+    let a = with_country(&ids[0]);
+    let b = with_country(&ids[1]);
+    formed(&[&a, &b]).await;
+
+    // On a: a German chess and go player who wants Germans only, a French poker player,
+    // and a French go player (refused by the German's filter).
+    let mut de_a = Client::connect_with_headers(a.addr, &[("X-Country", "DE")]).await;
+    de_a.send(&join_with(|j| {
+        j.interests = vec!["Chess".into(), "go".into()];
+        j.interests_only = true;
+        j.countries = vec!["DE".into()];
+    }))
+    .await;
+    assert_eq!(de_a.recv().await, ServerMsg::Waiting);
+    let mut fr_a = Client::connect_with_headers(a.addr, &[("X-Country", "FR")]).await;
+    fr_a.send(&join_with(|j| {
+        j.interests = vec!["poker".into()];
+        j.interests_only = true;
+    }))
+    .await;
+    assert_eq!(fr_a.recv().await, ServerMsg::Waiting);
+
+    let mut fr_b = Client::connect_with_headers(a.addr, &[("X-Country", "FR")]).await;
+    fr_b.send(&join_with(|j| {
+        j.interests = vec!["go".into()];
+        j.interests_only = true;
+    }))
+    .await;
+    assert_eq!(fr_b.recv().await, ServerMsg::Waiting);
+    // On b, with nobody to meet there: a German go and music fan.
+    let mut de_b = Client::connect_with_headers(b.addr, &[("X-Country", "DE")]).await;
+    de_b.send(&join_with(|j| {
+        j.interests = vec!["GO".into(), "music".into()];
+        j.interests_only = true;
+    }))
+    .await;
+    assert_eq!(de_b.recv().await, ServerMsg::Waiting);
+
+    let m_a = de_a.matched().await;
+    let m_b = de_b.matched().await;
+    assert_eq!(m_a.chat, m_b.chat);
+    assert_eq!(m_a.common_interests, vec!["go".to_owned()]);
+    assert_eq!(m_b.common_interests, vec!["go".to_owned()]);
+    assert_eq!(m_a.partner.country, "DE");
+    assert_eq!(m_b.partner.country, "DE");
+    // The others share nothing acceptable with anyone left: they still wait.
+    assert!(fr_a.drain().await.is_empty());
+    assert!(fr_b.drain().await.is_empty());
+    drop((de_a, de_b, fr_a, fr_b));
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+/// A tandem node in a child process, so that it can be killed with SIGKILL.
+struct ChildNode {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl ChildNode {
+    async fn start(nats: &str, id: &str) -> Self {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args([
+                "serve",
+                "--listen",
+                &addr.to_string(),
+                "--nats",
+                nats,
+                "--cluster",
+                "test",
+                "--node-id",
+                id,
+                "--shards",
+                "2",
+                "--workers",
+                "1",
+                "--joins-per-sec",
+                "1000",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the tandem binary");
+        let node = Self { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok()
+                && http_get(addr, "/healthz").await.0 == 200
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "child node did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        node
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[actix_rt::test]
+async fn a_killed_node_ends_its_chats_and_its_held_tickets_wait_again_within_3s() {
+    let nats = NatsServer::start();
+    let urls = vec![nats.url()];
+    // The doomed node owns the text/en bucket: tickets of the survivor wait there.
+    let ids = ids_with_owner_first("k", 2);
+    let mut doomed = ChildNode::start(&urls[0], &ids[0]).await;
+    let survivor = start_node(&urls, &ids[1]);
+    let cluster = survivor.node.cluster.clone().unwrap();
+    wait_until(
+        "the survivor hears the doomed node",
+        Duration::from_secs(10),
+        || cluster.members().len() == 1,
+    )
+    .await;
+
+    // Mid-chat: a user on the survivor chats with one on the doomed node.
+    let mut here = Client::connect(survivor.addr).await;
+    let mut there = Client::connect(doomed.addr).await;
+    here.join().await;
+    there.join().await;
+    let chat = here.matched().await.chat;
+    assert_eq!(there.matched().await.chat, chat);
+
+    // Mid-wait: another survivor user waits, its ticket held by the doomed owner.
+    let mut waiting = Client::connect(survivor.addr).await;
+    waiting
+        .send(&join_with(|j| j.interests = vec!["rare".into()]))
+        .await;
+    assert_eq!(waiting.recv().await, ServerMsg::Waiting);
+    wait_until("the ticket went to its owner", STEP, || {
+        cluster.in_flight().0 == 1
+    })
+    .await;
+
+    let killed_at = Instant::now();
+    doomed.kill();
+    match here.recv().await {
+        ServerMsg::Ended {
+            chat: ended,
+            reason,
+        } => {
+            assert_eq!((ended, reason), (chat, EndReason::PartnerDisconnected))
+        }
+        other => panic!("expected the chat to end, got {other:?}"),
+    }
+    let ended_after = killed_at.elapsed();
+    assert!(
+        ended_after < Duration::from_secs(3),
+        "chat ended after {ended_after:?}"
+    );
+
+    // The waiting user's ticket is back home: a newcomer here meets it.
+    wait_until("the ticket came home", Duration::from_secs(3), || {
+        cluster.in_flight().0 == 0
+    })
+    .await;
+    let mut newcomer = Client::connect(survivor.addr).await;
+    newcomer
+        .send(&join_with(|j| j.interests = vec!["rare".into()]))
+        .await;
+    assert_eq!(newcomer.recv().await, ServerMsg::Waiting);
+    let m = waiting.matched().await;
+    assert_eq!(newcomer.matched().await.chat, m.chat);
+    assert_eq!(m.common_interests, vec!["rare".to_owned()]);
+    let placed_again_after = killed_at.elapsed();
+    assert!(
+        placed_again_after < Duration::from_secs(3),
+        "placed again after {placed_again_after:?}"
+    );
+    assert_eq!(
+        metric(survivor.addr, "tandem_cluster_nodes_died_total").await,
+        1.0
+    );
+    drop((here, waiting, newcomer));
+    survivor.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_drained_node_hands_back_tickets_and_sends_its_users_elsewhere() {
+    let nats = NatsServer::start();
+    let urls = vec![nats.url()];
+    let ids = ids_with_owner_first("d", 2);
+    let drained = start_node(&urls, &ids[0]);
+    let stays = start_node(&urls, &ids[1]);
+    formed(&[&drained, &stays]).await;
+    let stays_cluster = stays.node.cluster.clone().unwrap();
+
+    // A user of the staying node waits; its ticket is held by the node to be drained.
+    let mut waiting = Client::connect(stays.addr).await;
+    waiting
+        .send(&join_with(|j| j.interests = vec!["rare".into()]))
+        .await;
+    assert_eq!(waiting.recv().await, ServerMsg::Waiting);
+    wait_until("the ticket went to its owner", STEP, || {
+        stays_cluster.in_flight().0 == 1
+    })
+    .await;
+    // A user connected to the node to be drained.
+    let mut leaving = Client::connect(drained.addr).await;
+
+    // The operator sees both nodes, then drains one (as `tandem cluster drain` does).
+    let mut op = tandem::cluster::ClusterArgs {
+        nats: urls.clone(),
+        cluster_name: "test".into(),
+        ..Default::default()
+    };
+    op.cluster_heartbeat = Duration::from_millis(500);
+    let table = tandem::cluster::nats::status(&op, Duration::from_millis(1200))
+        .await
+        .unwrap();
+    assert!(
+        table.contains(&ids[0]) && table.contains(&ids[1]),
+        "{table}"
+    );
+    let drained_addr = drained.addr;
+    let server_task = actix_rt::spawn(async move {
+        drained.drain_requested().await;
+        drained.shutdown().await
+    });
+    let node = NodeId(ids[0].clone());
+    let op_task = tokio::spawn(async move {
+        tandem::cluster::nats::drain(&op, &node, Duration::from_secs(20), |_| {}).await
+    });
+
+    // Its user is told to reconnect (1012) ...
+    let (before, code) = leaving.recv_until_close().await;
+    assert!(before.iter().any(|m| matches!(
+        m,
+        ServerMsg::Error {
+            code: ErrorCode::ServerShutdown,
+            ..
+        }
+    )));
+    assert_eq!(code.map(u16::from), Some(1012));
+    // ... the ticket it held comes home, where a newcomer meets it.
+    wait_until("the ticket came home", STEP, || {
+        stays_cluster.in_flight().0 == 0
+    })
+    .await;
+    let mut newcomer = Client::connect(stays.addr).await;
+    newcomer
+        .send(&join_with(|j| j.interests = vec!["rare".into()]))
+        .await;
+    assert_eq!(newcomer.recv().await, ServerMsg::Waiting);
+    let m = waiting.matched().await;
+    assert_eq!(newcomer.matched().await.chat, m.chat);
+    // The node exits, and the operator's command sees it leave.
+    server_task.await.unwrap().unwrap();
+    op_task.await.unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(drained_addr).await.is_err());
+    drop((waiting, newcomer));
+    stays.shutdown().await.unwrap();
+}
+
+/// Pairs a fresh user on `a` with one on `b`, within `within`.
+async fn pair_across(a: SocketAddr, b: SocketAddr) -> (Client, Client) {
+    let mut x = Client::connect(a).await;
+    let mut y = Client::connect(b).await;
+    x.join().await;
+    y.join().await;
+    let mx = x.matched().await;
+    assert_eq!(y.matched().await.chat, mx.chat);
+    (x, y)
+}
+
+#[actix_rt::test]
+async fn a_nats_server_restart_under_load_loses_no_pairing_invariant() {
+    let mut nats = NatsServer::start();
+    let urls = vec![nats.url()];
+    let a = start_node(&urls, "ra");
+    let b = start_node(&urls, "rb");
+    formed(&[&a, &b]).await;
+    let args = common::loadtest_args([
+        "loadtest",
+        "--target",
+        &format!("ws://{}/ws", a.addr),
+        "--target",
+        &format!("ws://{}/ws", b.addr),
+        "--clients",
+        "40",
+        "--duration",
+        "6s",
+        "--ramp",
+        "500ms",
+        "--dwell",
+        "50ms..200ms",
+        "--msgs-per-chat",
+        "2",
+    ]);
+    let load = tokio::spawn(async move { common::run_loadtest(&args).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    nats.restart();
+    let report = load.await.unwrap().expect("the load test ran");
+    assert_eq!(report.violations, 0, "{report}");
+    // Once NATS is back, the nodes pair across again.
+    formed(&[&a, &b]).await;
+    let _pair = pair_across(a.addr, b.addr).await;
+    assert!(metric(a.addr, "tandem_cluster_reconnects_total").await >= 1.0);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_three_server_nats_cluster_losing_one_server_keeps_pairing_across_nodes() {
+    let mut servers = NatsServer::start_cluster(3);
+    // Each node knows only its own server; the others are learned from the cluster.
+    let a = start_node(&[servers[0].url()], "sa");
+    let b = start_node(&[servers[1].url()], "sb");
+    formed(&[&a, &b]).await;
+    let _before = pair_across(a.addr, b.addr).await;
+
+    servers[0].kill();
+    // The node on the lost server reconnects to another and pairs across again.
+    let _after = pair_across(a.addr, b.addr).await;
+    drop(servers);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_node_refuses_a_node_id_that_cannot_name_a_subject() {
+    let mut args = node_args(&["nats://127.0.0.1:1".into()], "bad.id");
+    args.listen = "127.0.0.1:0".parse().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = RunningServer::start(&args, listener)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("--node-id"), "{err}");
+}
