@@ -526,6 +526,57 @@ async fn a_drained_node_hands_back_tickets_and_sends_its_users_elsewhere() {
     stays.shutdown().await.unwrap();
 }
 
+#[actix_rt::test]
+async fn a_node_killed_under_load_breaks_no_invariant_for_anyone() {
+    let nats = NatsServer::start();
+    let urls = vec![nats.url()];
+    let mut doomed = ChildNode::start(&urls[0], "load-doomed").await;
+    let survivor = start_node(&urls, "load-survivor");
+    let cluster = survivor.node.cluster.clone().unwrap();
+    wait_until(
+        "the survivor hears the doomed node",
+        Duration::from_secs(10),
+        || cluster.members().len() == 1,
+    )
+    .await;
+    // Half the users on each node; pairings within and across nodes; the doomed node dies
+    // mid-run. Its users lose their connections; nobody may see a broken promise.
+    let args = common::loadtest_args([
+        "loadtest",
+        "--target",
+        &format!("ws://{}/ws", survivor.addr),
+        "--target",
+        &format!("ws://{}/ws", doomed.addr),
+        "--clients",
+        "40",
+        "--duration",
+        "6s",
+        "--ramp",
+        "500ms",
+        "--dwell",
+        "50ms..200ms",
+        "--msgs-per-chat",
+        "2",
+    ]);
+    let load = tokio::spawn(async move { common::run_loadtest(&args).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    doomed.kill();
+    let report = load.await.unwrap().expect("the load test ran");
+    assert_eq!(report.violations, 0, "{report}");
+    // The survivor went on pairing its own users after the death.
+    assert_eq!(
+        metric(survivor.addr, "tandem_cluster_nodes_died_total").await,
+        1.0
+    );
+    let mut x = Client::connect(survivor.addr).await;
+    let mut y = Client::connect(survivor.addr).await;
+    x.join().await;
+    y.join().await;
+    assert_eq!(x.matched().await.chat, y.matched().await.chat);
+    drop((x, y));
+    survivor.shutdown().await.unwrap();
+}
+
 /// Pairs a fresh user on `a` with one on `b`, within `within`.
 async fn pair_across(a: SocketAddr, b: SocketAddr) -> (Client, Client) {
     let mut x = Client::connect(a).await;
