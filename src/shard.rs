@@ -132,6 +132,9 @@ pub struct Matchmaker {
     pub stale_dropped: u64,
     /// Pairings with users of other nodes, for the driver to carry out.
     cross_node: Vec<CrossNode>,
+    /// Local candidates put back after a failed claim, for the driver to track again (in a
+    /// cluster, so that they too are spilled if they keep waiting).
+    restored: Vec<(TicketId, BucketKey)>,
 }
 
 impl Matchmaker {
@@ -182,6 +185,8 @@ impl Matchmaker {
                         Claim::Paired => return Placed::Paired(chat),
                         Claim::FirstStale => self.stale_dropped += 1,
                         Claim::SecondStale => {
+                            self.restored
+                                .push((candidate.ticket.id, candidate.ticket.bucket));
                             self.pool.restore(candidate, now);
                             return Placed::Stale;
                         }
@@ -270,6 +275,11 @@ impl Matchmaker {
             now,
         );
         Placed::Waiting
+    }
+
+    /// The local candidates put back in the pool since the last call.
+    pub fn take_restored(&mut self) -> std::vec::Drain<'_, (TicketId, BucketKey)> {
+        self.restored.drain(..)
     }
 
     /// The pairings with users of other nodes chosen since the last call.
@@ -417,7 +427,15 @@ pub struct Shard {
     /// Local tickets in the order they started waiting here, to send the ones that waited
     /// `spill_after` to their bucket's owner (ids already gone are skipped).
     arrivals: VecDeque<(Instant, TicketId, BucketKey)>,
+    /// Local tickets that could not be spilled when due (this node owns their bucket, or is
+    /// cut off), by when to look again: ownership may move. Kept apart from `arrivals` so
+    /// that both stay in time order, and looked at every [`RECHECK`], not every tick, so a
+    /// bucket owner with many waiting users does not churn through them.
+    rechecks: VecDeque<(Instant, TicketId, BucketKey)>,
 }
+
+/// How long a ticket that could not be spilled waits before the shard looks again.
+const RECHECK: Duration = Duration::from_secs(1);
 
 impl Shard {
     /// A shard reporting into `stats`, alone or in a cluster.
@@ -427,6 +445,7 @@ impl Shard {
             stats,
             cluster,
             arrivals: VecDeque::new(),
+            rechecks: VecDeque::new(),
         }
     }
 
@@ -453,6 +472,17 @@ impl Shard {
         self.carry_out_cross_node(now);
     }
 
+    /// Tracks again the local candidates the matchmaker put back.
+    fn track_restored(&mut self, now: Instant) {
+        if self.cluster.is_none() {
+            self.matchmaker.take_restored();
+            return;
+        }
+        for (ticket, bucket) in self.matchmaker.take_restored() {
+            self.arrivals.push_back((now, ticket, bucket));
+        }
+    }
+
     fn carry_out_cross_node(&mut self, now: Instant) {
         let Some(cluster) = &self.cluster else {
             return;
@@ -469,24 +499,49 @@ impl Shard {
             return;
         };
         let spill_after = cluster.settings.spill_after;
+        let mut not_now = Vec::new();
         while let Some(&(since, ticket, bucket)) = self.arrivals.front() {
             if now.saturating_duration_since(since) < spill_after {
                 break;
             }
             self.arrivals.pop_front();
-            if !self.matchmaker.contains(ticket) {
-                continue; // Paired or withdrawn meanwhile.
-            }
-            let Some(owner) = cluster.spill_target(&bucket) else {
-                // This node owns the bucket (or is cut off from the others): the ticket
-                // waits on here; look again later, ownership may move.
-                self.arrivals.push_back((now, ticket, bucket));
-                continue;
-            };
-            if let Some(local) = self.matchmaker.take_local(ticket) {
-                cluster.spill(local, owner, now);
+            if let Some(ticket) = self.try_spill(&cluster, ticket, bucket, now) {
+                not_now.push(ticket);
             }
         }
+        while let Some(&(due, ticket, bucket)) = self.rechecks.front() {
+            if due > now {
+                break;
+            }
+            self.rechecks.pop_front();
+            if let Some(ticket) = self.try_spill(&cluster, ticket, bucket, now) {
+                not_now.push(ticket);
+            }
+        }
+        for (ticket, bucket) in not_now {
+            self.rechecks.push_back((now + RECHECK, ticket, bucket));
+        }
+    }
+
+    /// Spills a local ticket still waiting here to its bucket's owner; returns it when it
+    /// cannot go now (this node owns the bucket, or is cut off from the others).
+    fn try_spill(
+        &mut self,
+        cluster: &Cluster,
+        ticket: TicketId,
+        bucket: BucketKey,
+        now: Instant,
+    ) -> Option<(TicketId, BucketKey)> {
+        if !self.matchmaker.contains(ticket) {
+            return None; // Paired or withdrawn meanwhile.
+        }
+        let Some(owner) = cluster.spill_target(&bucket) else {
+            return Some((ticket, bucket));
+        };
+        if let Some(local) = self.matchmaker.take_local(ticket) {
+            cluster.spill(local, owner, now);
+        }
+        None
     }
 }
 
@@ -502,6 +557,7 @@ impl Actor for Shard {
             let now = Instant::now();
             let paired = shard.matchmaker.tick(now);
             shard.carry_out_cross_node(now);
+            shard.track_restored(now);
             if paired > 0 {
                 shard.stats.matches.fetch_add(paired, Ordering::Relaxed);
                 shard.publish();
@@ -526,6 +582,7 @@ impl Handler<Place> for Shard {
         let (id, bucket) = (ticket.info.id, ticket.info.bucket);
         let placed = self.matchmaker.place(ticket, now);
         self.placed(placed, id, bucket, now);
+        self.track_restored(now);
         self.publish();
     }
 }
@@ -541,6 +598,7 @@ impl Handler<PlaceRemote> for Shard {
             self.stats.matches.fetch_add(1, Ordering::Relaxed);
         }
         self.carry_out_cross_node(now);
+        self.track_restored(now);
         self.publish();
     }
 }
