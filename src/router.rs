@@ -12,7 +12,7 @@ use actix::Addr;
 use crate::bus::RemoteTicket;
 use crate::ids::TicketId;
 use crate::matching::{BucketKey, FastHasher};
-use crate::shard::{Place, PlaceRemote, Shard, Ticket, Withdraw};
+use crate::shard::{Place, PlaceRemote, Shard, Ticket, Withdraw, WithdrawRemote};
 
 /// Routes tickets to the shard that owns their bucket.
 #[derive(Clone)]
@@ -45,6 +45,11 @@ impl Router {
     pub fn place_remote(&self, ticket: RemoteTicket) {
         let owner = self.owner(&ticket.info.bucket);
         self.shards[owner].do_send(PlaceRemote(ticket));
+    }
+
+    /// Withdraws a spilled ticket held here, at its home's request.
+    pub fn withdraw_remote(&self, ticket: TicketId, bucket: &BucketKey) {
+        self.shards[self.owner(bucket)].do_send(WithdrawRemote(ticket));
     }
 
     /// Withdraws a ticket from its bucket's owner.

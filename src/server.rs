@@ -116,7 +116,8 @@ impl RunningServer {
             while bus.pending() > 0 && Instant::now() < flush_deadline {
                 actix_rt::time::sleep(Duration::from_millis(5)).await;
             }
-            actix_rt::time::sleep(Duration::from_millis(50)).await;
+            bus.flush(Duration::from_secs(1)).await;
+            bus.stop(Duration::from_secs(1)).await;
             arbiter.stop();
             let _ = arbiter.join();
         }
@@ -177,7 +178,13 @@ fn start_clustered(
     );
     let arbiter = actix::Arbiter::new();
     let cluster_args = args.cluster.clone();
-    if !arbiter.spawn(crate::cluster::nats::run(cluster_args, cluster, queue)) {
+    let nats_bus = Arc::clone(&bus);
+    if !arbiter.spawn(crate::cluster::nats::run(
+        cluster_args,
+        cluster,
+        nats_bus,
+        queue,
+    )) {
         return Err(io::Error::other("could not start the NATS thread"));
     }
     Ok((node, arbiter, bus))

@@ -36,10 +36,21 @@ pub struct Withdraw(pub TicketId);
 #[rtype(result = "()")]
 pub struct PlaceRemote(pub RemoteTicket);
 
-/// Drop every spilled ticket whose home is this node: it died.
+/// Drop the spilled tickets of a node that died, restarted or lost NATS: all of them
+/// (`keep: None`), or all but those sent by its current instance in its current epoch.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct DropHome(pub NodeId);
+pub struct DropHome {
+    pub node: NodeId,
+    /// `(instance, epoch)` of the tickets still valid.
+    pub keep: Option<(u64, u32)>,
+}
+
+/// Take a spilled ticket out of this shard's pool, at its home's request: only entries of
+/// other nodes, never a local user's.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WithdrawRemote(pub TicketId);
 
 /// Send every spilled ticket held here back to its home (this node drains).
 #[derive(Message)]
@@ -66,9 +77,11 @@ pub struct Ticket {
 
 impl Ticket {
     /// The ticket as sent to another node.
-    pub fn remote(&self, home: NodeId) -> RemoteTicket {
+    pub fn remote(&self, home: NodeId, instance: u64, epoch: u32) -> RemoteTicket {
         RemoteTicket {
             home,
+            instance,
+            epoch,
             info: self.info.clone(),
             public: self.public.clone(),
         }
@@ -85,7 +98,12 @@ pub enum Claimant {
         public: PartnerInfo,
     },
     /// A user of another node, spilled here; only its home can claim its seat.
-    Remote { home: NodeId, public: PartnerInfo },
+    Remote {
+        home: NodeId,
+        /// The home's (instance, epoch) when it sent the ticket.
+        tag: (u64, u32),
+        public: PartnerInfo,
+    },
 }
 
 /// A pairing that involves a user of another node: the shard chose it, and the cluster
@@ -170,8 +188,36 @@ impl Matchmaker {
 
     /// Places a ticket spilled by another node (this node owns its bucket).
     pub fn place_remote(&mut self, ticket: RemoteTicket, now: Instant) -> Placed {
-        let RemoteTicket { home, info, public } = ticket;
-        self.place_entry(info, Claimant::Remote { home, public }, now)
+        let RemoteTicket {
+            home,
+            instance,
+            epoch,
+            info,
+            public,
+        } = ticket;
+        if self.pool.contains(info.id) {
+            // A ticket id already here (a duplicate, or a peer's collision with a local
+            // ticket): never let it replace the entry.
+            return Placed::Stale;
+        }
+        let claimant = Claimant::Remote {
+            home,
+            tag: (instance, epoch),
+            public,
+        };
+        self.place_entry(info, claimant, now)
+    }
+
+    /// Takes out a spilled ticket at its home's request; local entries are left alone.
+    pub fn withdraw_remote(&mut self, ticket: TicketId) -> bool {
+        match self.pool.remove(ticket) {
+            Some(entry) if matches!(entry.payload, Claimant::Local { .. }) => {
+                self.pool.restore(entry, Instant::now());
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
     }
 
     fn place_entry(&mut self, info: TicketInfo, claimant: Claimant, now: Instant) -> Placed {
@@ -196,13 +242,15 @@ impl Matchmaker {
                         }
                     }
                 }
-                (Claimant::Local { seat, .. }, Claimant::Remote { home, public }) => {
+                (Claimant::Local { seat, .. }, Claimant::Remote { home, tag, public }) => {
                     if !seat.reserve(candidate.ticket.id, chat) {
                         self.stale_dropped += 1;
                         continue;
                     }
                     let remote = RemoteTicket {
                         home: home.clone(),
+                        instance: tag.0,
+                        epoch: tag.1,
                         info,
                         public: public.clone(),
                     };
@@ -215,7 +263,7 @@ impl Matchmaker {
                     });
                     return Placed::Proposed(chat);
                 }
-                (Claimant::Remote { home, public }, Claimant::Local { seat, peer, .. }) => {
+                (Claimant::Remote { home, tag, public }, Claimant::Local { seat, peer, .. }) => {
                     if !seat.reserve(info.id, chat) {
                         self.pool.restore(candidate, now);
                         return Placed::Stale;
@@ -233,6 +281,8 @@ impl Matchmaker {
                         },
                         remote: RemoteTicket {
                             home: home.clone(),
+                            instance: tag.0,
+                            epoch: tag.1,
                             info: candidate.ticket,
                             public: public.clone(),
                         },
@@ -241,9 +291,10 @@ impl Matchmaker {
                     });
                     return Placed::Proposed(chat);
                 }
-                (Claimant::Remote { .. }, Claimant::Remote { home, public }) => {
+                (Claimant::Remote { .. }, Claimant::Remote { home, tag, public }) => {
                     let Claimant::Remote {
                         home: first_home,
+                        tag: first_tag,
                         public: first_public,
                     } = candidate.payload
                     else {
@@ -253,11 +304,15 @@ impl Matchmaker {
                         chat,
                         first: RemoteTicket {
                             home: first_home,
+                            instance: first_tag.0,
+                            epoch: first_tag.1,
                             info: candidate.ticket,
                             public: first_public,
                         },
                         second: RemoteTicket {
                             home: home.clone(),
+                            instance: tag.0,
+                            epoch: tag.1,
                             info,
                             public: public.clone(),
                         },
@@ -309,16 +364,18 @@ impl Matchmaker {
         }
     }
 
-    /// Takes out the spilled tickets that `pick` selects by home.
-    pub fn take_remote(&mut self, pick: impl Fn(&NodeId) -> bool) -> Vec<RemoteTicket> {
-        let ids = self
-            .pool
-            .ids_where(|w| matches!(&w.payload, Claimant::Remote { home, .. } if pick(home)));
+    /// Takes out the spilled tickets that `pick` selects by home and (instance, epoch).
+    pub fn take_remote(&mut self, pick: impl Fn(&NodeId, (u64, u32)) -> bool) -> Vec<RemoteTicket> {
+        let ids = self.pool.ids_where(
+            |w| matches!(&w.payload, Claimant::Remote { home, tag, .. } if pick(home, *tag)),
+        );
         ids.into_iter()
             .filter_map(|id| self.pool.remove(id))
             .filter_map(|entry| match entry.payload {
-                Claimant::Remote { home, public } => Some(RemoteTicket {
+                Claimant::Remote { home, tag, public } => Some(RemoteTicket {
                     home,
+                    instance: tag.0,
+                    epoch: tag.1,
                     info: entry.ticket,
                     public,
                 }),
@@ -539,7 +596,14 @@ impl Shard {
             return Some((ticket, bucket));
         };
         if let Some(local) = self.matchmaker.take_local(ticket) {
-            cluster.spill(local, owner, now);
+            if let Err(local) = cluster.spill(local, owner, now) {
+                // Cut off from NATS meanwhile: it waits on here.
+                let placed = self.matchmaker.place(*local, now);
+                if let Placed::Paired(_) = placed {
+                    self.stats.matches.fetch_add(1, Ordering::Relaxed);
+                }
+                return (placed == Placed::Waiting).then_some((ticket, bucket));
+            }
         }
         None
     }
@@ -617,11 +681,27 @@ impl Handler<Withdraw> for Shard {
     }
 }
 
+impl Handler<WithdrawRemote> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, WithdrawRemote(ticket): WithdrawRemote, _: &mut Self::Context) {
+        self.matchmaker.withdraw_remote(ticket);
+        self.publish();
+    }
+}
+
 impl Handler<DropHome> for Shard {
     type Result = ();
 
-    fn handle(&mut self, DropHome(node): DropHome, _: &mut Self::Context) {
-        let dropped = self.matchmaker.take_remote(|home| *home == node).len();
+    fn handle(&mut self, DropHome { node, keep }: DropHome, _: &mut Self::Context) {
+        let stale = |home: &NodeId, (instance, epoch): (u64, u32)| {
+            *home == node
+                && match keep {
+                    None => true,
+                    Some((live, current)) => instance != live || epoch < current,
+                }
+        };
+        let dropped = self.matchmaker.take_remote(stale).len();
         if dropped > 0 {
             tracing::info!(node = %node, dropped, "dropped tickets of a dead node");
         }
@@ -633,7 +713,7 @@ impl Handler<DropRemote> for Shard {
     type Result = ();
 
     fn handle(&mut self, _: DropRemote, _: &mut Self::Context) {
-        self.matchmaker.take_remote(|_| true);
+        self.matchmaker.take_remote(|_, _| true);
         self.publish();
     }
 }
@@ -643,7 +723,7 @@ impl Handler<ReturnRemote> for Shard {
 
     fn handle(&mut self, _: ReturnRemote, _: &mut Self::Context) {
         if let Some(cluster) = &self.cluster {
-            for ticket in self.matchmaker.take_remote(|_| true) {
+            for ticket in self.matchmaker.take_remote(|_, _| true) {
                 cluster.return_home(&ticket);
             }
         }

@@ -562,7 +562,19 @@ async fn a_node_killed_under_load_breaks_no_invariant_for_anyone() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     doomed.kill();
     let report = load.await.unwrap().expect("the load test ran");
-    assert_eq!(report.violations, 0, "{report}");
+    // One thing the generator cannot tell from a broken promise: a chat whose other side
+    // was a user of the killed node that died before reading `matched` (the survivor's user
+    // may have skipped before the death was declared, so it was not told
+    // `partner_disconnected`). At most one such chat per user of the killed node (20).
+    let broken: u64 = report
+        .violations_by_kind
+        .iter()
+        .filter(|(kind, _)| kind.as_str() != "chat_seen_once")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(broken, 0, "{report}");
+    let seen_once = report.violations_by_kind.get("chat_seen_once").copied();
+    assert!(seen_once.unwrap_or(0) <= 20, "{report}");
     // The survivor went on pairing its own users after the death.
     assert_eq!(
         metric(survivor.addr, "tandem_cluster_nodes_died_total").await,
@@ -621,6 +633,38 @@ async fn a_nats_server_restart_under_load_loses_no_pairing_invariant() {
     formed(&[&a, &b]).await;
     let _pair = pair_across(a.addr, b.addr).await;
     assert!(metric(a.addr, "tandem_cluster_reconnects_total").await >= 1.0);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn chats_across_nodes_end_after_an_outage_longer_than_the_node_timeout() {
+    let mut nats = NatsServer::start();
+    let urls = vec![nats.url()];
+    let a = start_node(&urls, "oa");
+    let b = start_node(&urls, "ob");
+    formed(&[&a, &b]).await;
+    let (mut x, mut y) = pair_across(a.addr, b.addr).await;
+    // A local chat on a, which must survive the outage.
+    let (mut l1, mut l2, local_chat) = common::pair(a.addr).await;
+
+    // NATS is gone for longer than the node timeout (2 s): each node has to assume the
+    // other declared it dead and ended its side of their chats.
+    nats.kill();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    nats.restart();
+    for user in [&mut x, &mut y] {
+        match user.recv().await {
+            ServerMsg::Ended { reason, .. } => assert_eq!(reason, EndReason::PartnerDisconnected),
+            other => panic!("expected the cross-node chat to end, got {other:?}"),
+        }
+    }
+    // The local chat goes on.
+    l1.say(local_chat, "still here").await;
+    assert!(matches!(l2.recv().await, ServerMsg::Msg { text, .. } if text == "still here"));
+    formed(&[&a, &b]).await;
+    let _again = pair_across(a.addr, b.addr).await;
+    drop((x, y, l1, l2));
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

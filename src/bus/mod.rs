@@ -64,6 +64,11 @@ pub struct Address {
 pub struct RemoteTicket {
     /// The node the user is connected to, which owns the user's seat.
     pub home: NodeId,
+    /// The home's process instance and NATS epoch when it sent the ticket: an owner that
+    /// learns the home restarted or lost NATS (and so took its tickets back) drops the
+    /// tickets of the older instance or epoch only.
+    pub instance: u64,
+    pub epoch: u32,
     pub info: TicketInfo,
     /// What the partner will be told about this user.
     pub public: PartnerInfo,

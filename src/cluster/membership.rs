@@ -14,6 +14,12 @@ use crate::bus::NodeStatus;
 use crate::ids::NodeId;
 use crate::matching::{BucketKey, FastHasher};
 
+/// The most nodes one node keeps track of (a bound against a buggy or hostile publisher
+/// inventing names).
+pub const MAX_NODES: usize = 1024;
+/// The most shards a node counts with in ownership (its weight), whatever it announces.
+pub const MAX_SHARDS: u16 = 256;
+
 /// A node as last heard.
 #[derive(Clone, Debug)]
 pub struct Member {
@@ -34,8 +40,9 @@ pub enum Change {
     /// Restarted under the same id: everything of the old instance is gone (as if it
     /// died), and the new one joined.
     Restarted(NodeId),
-    /// Reconnected to NATS: it dropped the tickets it held for others.
-    Reconnected(NodeId),
+    /// Reconnected to NATS (now in this epoch): it dropped the tickets it held for others
+    /// and took back the ones it had sent away before.
+    Reconnected(NodeId, u32),
 }
 
 /// The cluster as this node sees it.
@@ -74,6 +81,7 @@ impl Membership {
             return None;
         }
         let id = status.node.clone();
+        let full = self.others.len() >= MAX_NODES;
         match self.others.get_mut(&id) {
             Some(member) => {
                 let secs = now
@@ -86,7 +94,7 @@ impl Membership {
                 let change = if status.instance != member.status.instance {
                     Some(Change::Restarted(id))
                 } else if status.epoch != member.status.epoch {
-                    Some(Change::Reconnected(id))
+                    Some(Change::Reconnected(id, status.epoch))
                 } else if status.draining && !member.status.draining {
                     Some(Change::Draining(id))
                 } else {
@@ -96,6 +104,7 @@ impl Membership {
                 member.last_seen = now;
                 change
             }
+            None if full => None,
             None => {
                 let draining = status.draining;
                 self.others.insert(
@@ -145,6 +154,11 @@ impl Membership {
         *node == self.me || self.others.contains_key(node)
     }
 
+    /// What `node` last announced, if it is live.
+    pub fn status(&self, node: &NodeId) -> Option<&NodeStatus> {
+        self.others.get(node).map(|m| &m.status)
+    }
+
     /// Whether any other node is live.
     pub fn has_others(&self) -> bool {
         !self.others.is_empty()
@@ -163,7 +177,7 @@ impl Membership {
             .others
             .iter()
             .filter(|(_, m)| !m.status.draining)
-            .map(|(id, m)| (id, m.status.shards.max(1)));
+            .map(|(id, m)| (id, m.status.shards.clamp(1, MAX_SHARDS)));
         mine.into_iter()
             .chain(theirs)
             .flat_map(|(node, shards)| (0..shards).map(move |shard| (node, shard)))

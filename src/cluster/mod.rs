@@ -74,6 +74,9 @@ impl Default for ClusterSettings {
 struct Spilled {
     ticket: Ticket,
     owner: NodeId,
+    /// When it was sent: after [`Cluster::lease`] it is taken back and sent again, so that a
+    /// message lost on the way (at-most-once delivery) strands nobody for longer.
+    spilled_at: Instant,
 }
 
 /// A seat of this node held for a cross-node pairing until the partner's node answers.
@@ -111,6 +114,8 @@ pub struct Cluster {
     drain_requested: tokio::sync::Notify,
     /// Matches counted at the previous heartbeat, for the rate in `cluster status`.
     last_matches: AtomicU64,
+    /// When the NATS connection was lost, while it is.
+    disconnected_at: Mutex<Option<Instant>>,
 }
 
 impl Cluster {
@@ -143,6 +148,7 @@ impl Cluster {
             node: OnceLock::new(),
             drain_requested: tokio::sync::Notify::new(),
             last_matches: AtomicU64::new(0),
+            disconnected_at: Mutex::new(None),
         }
     }
 
@@ -187,24 +193,67 @@ impl Cluster {
             .cloned()
     }
 
-    /// Sends a local ticket to its bucket's owner, remembering it to claim its seat later.
-    pub fn spill(&self, ticket: Ticket, owner: NodeId, _now: Instant) {
-        let remote = ticket.remote(self.me.clone());
-        self.spilled.lock().insert(
+    /// Sends a local ticket to its bucket's owner, remembering it to claim its seat later;
+    /// gives it back if NATS is down.
+    pub fn spill(&self, ticket: Ticket, owner: NodeId, now: Instant) -> Result<(), Box<Ticket>> {
+        // Under the lock: a disconnection takes every spilled ticket back under it too, so
+        // none is sent in an epoch the owner will drop; and the send (a non-blocking queue)
+        // happens before anything can remove the entry and send its Withdraw.
+        let mut spilled = self.spilled.lock();
+        if !self.is_connected() {
+            return Err(Box::new(ticket));
+        }
+        let remote = ticket.remote(
+            self.me.clone(),
+            self.instance,
+            self.epoch.load(Ordering::Relaxed),
+        );
+        spilled.insert(
             ticket.info.id,
             Spilled {
                 ticket,
                 owner: owner.clone(),
+                spilled_at: now,
             },
         );
         self.stats.spilled.fetch_add(1, Ordering::Relaxed);
-        self.send(&owner, Envelope::Spill(remote));
+        self.bus.send(&owner, Envelope::Spill(remote));
+        Ok(())
+    }
+
+    /// How long a spilled ticket stays at its owner before its home takes it back and
+    /// sends it again (a bound on how long a lost message can strand a user).
+    fn lease(&self) -> Duration {
+        3 * self.settings.node_timeout
+    }
+
+    /// Takes a spilled ticket back home: the owner is told to drop its copy (if it lives),
+    /// and the user, if still waiting, is placed here again.
+    fn take_back(&self, node: &Node, spilled: Spilled) {
+        if spilled.owner != self.me && self.membership.read().is_live(&spilled.owner) {
+            self.bus.send(
+                &spilled.owner,
+                Envelope::Withdraw {
+                    ticket: spilled.ticket.info.id,
+                    bucket: spilled.ticket.info.bucket,
+                },
+            );
+        }
+        self.requeue(node, spilled.ticket);
+    }
+
+    /// Whether `node` is this one or a live one.
+    fn is_live(&self, node: &NodeId) -> bool {
+        self.membership.read().is_live(node)
     }
 
     /// The session withdrew a ticket that its shard had spilled: tell the owner.
     pub fn withdraw_spilled(&self, ticket: TicketId) {
         let spilled = self.spilled.lock().remove(&ticket);
-        if let Some(Spilled { ticket: t, owner }) = spilled {
+        if let Some(Spilled {
+            ticket: t, owner, ..
+        }) = spilled
+        {
             self.send(
                 &owner,
                 Envelope::Withdraw {
@@ -225,6 +274,14 @@ impl Cluster {
                 local_initiator,
                 common_interests,
             } => {
+                if !self.is_live(&remote.home) {
+                    // Its home is gone (its tickets here are about to be dropped): ours waits
+                    // again at once instead of after a timeout.
+                    if let Some(node) = self.node() {
+                        self.release(&node, chat, local);
+                    }
+                    return;
+                }
                 // The local seat is reserved already: ask the remote side's node to commit.
                 let commit = Proposal {
                     chat,
@@ -261,6 +318,17 @@ impl Cluster {
                 second,
                 common_interests,
             } => {
+                if !self.is_live(&first.home) {
+                    if self.is_live(&second.home) {
+                        self.send(
+                            &second.home,
+                            Envelope::Requeue {
+                                ticket: second.info.id,
+                            },
+                        );
+                    }
+                    return;
+                }
                 let reserve = Proposal {
                     chat,
                     ticket: first.info.id,
@@ -295,7 +363,7 @@ impl Cluster {
                 node.sessions.deliver(session, event);
             }
             Envelope::Spill(ticket) => node.router.place_remote(ticket),
-            Envelope::Withdraw { ticket, bucket } => node.router.withdraw(ticket, &bucket),
+            Envelope::Withdraw { ticket, bucket } => node.router.withdraw_remote(ticket, &bucket),
             Envelope::Reserve(proposal) => self.on_reserve(&node, proposal, now),
             Envelope::Commit(proposal) => self.on_commit(proposal),
             Envelope::Committed { chat, committer } => self.on_committed(chat, committer, now),
@@ -303,7 +371,9 @@ impl Cluster {
             Envelope::Requeue { ticket } => {
                 let spilled = self.spilled.lock().remove(&ticket);
                 if let Some(spilled) = spilled {
-                    self.requeue(&node, spilled.ticket);
+                    // The owner that held it may not be the one that sent this (ownership
+                    // moved): make sure no copy is left behind.
+                    self.take_back(&node, spilled);
                 }
             }
             Envelope::Heartbeat(status) => {
@@ -327,7 +397,12 @@ impl Cluster {
     /// ask the partner's node to commit, or pair both here if both are ours.
     fn on_reserve(&self, node: &Node, proposal: Proposal, now: Instant) {
         let mine = self.spilled.lock().remove(&proposal.ticket);
-        let Some(Spilled { ticket: mine, .. }) = mine else {
+        let Some(Spilled {
+            ticket: mine,
+            owner,
+            ..
+        }) = mine
+        else {
             // Withdrawn meanwhile: the partner waits on; its home places it again.
             self.stats.claims_refused.fetch_add(1, Ordering::Relaxed);
             return self.send(
@@ -337,8 +412,12 @@ impl Cluster {
                 },
             );
         };
+        self.forget_copy(&owner, &mine);
         if proposal.partner.node == self.me {
             return self.pair_here(node, mine, &proposal);
+        }
+        if !self.is_live(&proposal.partner.node) {
+            return self.requeue(node, mine);
         }
         if !mine.seat.reserve(mine.info.id, proposal.chat) {
             self.stats.claims_refused.fetch_add(1, Ordering::Relaxed);
@@ -421,7 +500,12 @@ impl Cluster {
     fn on_commit(&self, proposal: Proposal) {
         let mine = self.spilled.lock().remove(&proposal.ticket);
         let answer = match mine {
-            Some(Spilled { ticket: mine, .. }) => {
+            Some(Spilled {
+                ticket: mine,
+                owner,
+                ..
+            }) => {
+                self.forget_copy(&owner, &mine);
                 let pairing = Pairing {
                     chat: proposal.chat,
                     partner: self.remote_peer(&proposal.partner),
@@ -455,6 +539,20 @@ impl Cluster {
         self.send(&proposal.partner.node, answer);
     }
 
+    /// The owner proposed a ticket of ours: the copy at the owner that sent it is gone, but
+    /// if the ticket had since been sent to another owner, that copy must go too.
+    fn forget_copy(&self, owner: &NodeId, ticket: &Ticket) {
+        if *owner != self.me && self.is_live(owner) {
+            self.bus.send(
+                owner,
+                Envelope::Withdraw {
+                    ticket: ticket.info.id,
+                    bucket: ticket.info.bucket,
+                },
+            );
+        }
+    }
+
     /// The partner's node paired its side: complete ours, or, if our user moved on
     /// meanwhile (or the reservation expired), end the partner's chat at once.
     fn on_committed(&self, chat: ChatId, committer: Address, now: Instant) {
@@ -463,9 +561,18 @@ impl Cluster {
             self.stats
                 .claim_rtt
                 .observe(now.saturating_duration_since(r.reserved_at));
+            if r.partner != committer {
+                // Not the partner this seat was reserved for (a buggy or hostile peer):
+                // refuse the pairing; the claimed session is told its chat is over.
+                warn!(%chat, "cross-node claim completed by an unexpected session");
+                if let Some(node) = self.node() {
+                    self.release(&node, chat, r.ticket);
+                }
+                return self.end_remote_chat(chat, &committer);
+            }
             let pairing = Pairing {
                 chat,
-                partner: self.remote_peer(&committer),
+                partner: self.remote_peer(&r.partner),
                 initiator: r.initiator,
                 common_interests: r.common_interests,
                 partner_info: r.partner_public,
@@ -481,10 +588,15 @@ impl Cluster {
             .claims_compensated
             .fetch_add(1, Ordering::Relaxed);
         debug!(%chat, "cross-node claim completed after this side moved on");
+        self.end_remote_chat(chat, &committer);
+    }
+
+    /// Tells a session on another node that `chat` is over (its partner here is gone).
+    fn end_remote_chat(&self, chat: ChatId, session: &Address) {
         self.send(
-            &committer.node,
+            &session.node,
             Envelope::ToSession {
-                session: committer.session,
+                session: session.session,
                 event: SessionEvent::PartnerEnded {
                     chat,
                     reason: EndReason::PartnerDisconnected,
@@ -568,25 +680,30 @@ impl Cluster {
         for (chat, r) in expired {
             self.stats.claims_expired.fetch_add(1, Ordering::Relaxed);
             warn!(%chat, partner = %r.partner.node, "cross-node claim timed out");
+            // The partner may have committed and the answer been lost: end its chat (a
+            // no-op for a session that is not in it).
+            self.end_remote_chat(chat, &r.partner);
             self.release(&node, chat, r.ticket);
         }
-        let gone: Vec<Spilled> = {
+        // Spilled tickets whose users moved on are forgotten; those out longer than the
+        // lease come home and go out again.
+        let lease = self.lease();
+        let (gone, overdue): (Vec<Spilled>, Vec<Spilled>) = {
             let mut spilled = self.spilled.lock();
             let ids: Vec<TicketId> = spilled
                 .iter()
-                .filter(|(id, s)| !s.ticket.seat.waits_with(**id))
+                .filter(|(id, s)| {
+                    !s.ticket.seat.waits_with(**id)
+                        || now.saturating_duration_since(s.spilled_at) >= lease
+                })
                 .map(|(id, _)| *id)
                 .collect();
-            ids.iter().filter_map(|id| spilled.remove(id)).collect()
+            ids.iter()
+                .filter_map(|id| spilled.remove(id))
+                .partition(|s| !s.ticket.seat.waits_with(s.ticket.info.id))
         };
-        for s in gone {
-            self.send(
-                &s.owner,
-                Envelope::Withdraw {
-                    ticket: s.ticket.info.id,
-                    bucket: s.ticket.info.bucket,
-                },
-            );
+        for s in gone.into_iter().chain(overdue) {
+            self.take_back(&node, s);
         }
         self.stats.nodes_live.store(
             1 + self.membership.read().others().count() as u64,
@@ -605,15 +722,28 @@ impl Cluster {
                     self.stats.nodes_died.fetch_add(1, Ordering::Relaxed);
                 }
                 Change::Restarted(id) => warn!(node = %id, "node restarted"),
-                Change::Reconnected(id) => info!(node = %id, "node reconnected to NATS"),
+                Change::Reconnected(id, _) => info!(node = %id, "node reconnected to NATS"),
             }
             if let Change::Died(id) | Change::Restarted(id) = &change {
                 // Its users are gone: chats with them end, their tickets here go.
                 node.sessions.broadcast(&SessionEvent::NodeLost(id.clone()));
             }
-            if let Change::Died(id) | Change::Restarted(id) | Change::Reconnected(id) = &change {
+            if let Change::Died(id) | Change::Restarted(id) | Change::Reconnected(id, _) = &change {
+                // Its tickets here go, but for those its current instance sent in its
+                // current epoch (a spill can overtake the heartbeat that announces them).
+                let keep = match &change {
+                    Change::Died(_) => None,
+                    _ => self
+                        .membership
+                        .read()
+                        .status(id)
+                        .map(|s| (s.instance, s.epoch)),
+                };
                 for shard in node.router.shards() {
-                    shard.do_send(DropHome(id.clone()));
+                    shard.do_send(DropHome {
+                        node: id.clone(),
+                        keep,
+                    });
                 }
                 // Seats held for a partner there wait again; tickets it held come home.
                 let held: Vec<(ChatId, Reservation)> = {
@@ -629,6 +759,7 @@ impl Cluster {
                         .collect()
                 };
                 for (chat, r) in held {
+                    self.end_remote_chat(chat, &r.partner);
                     self.release(node, chat, r.ticket);
                 }
                 self.bring_home(node, |owner| owner == id);
@@ -648,16 +779,7 @@ impl Cluster {
         for id in moved {
             let spilled = self.spilled.lock().remove(&id);
             if let Some(s) = spilled {
-                if self.membership.read().is_live(&s.owner) {
-                    self.send(
-                        &s.owner,
-                        Envelope::Withdraw {
-                            ticket: id,
-                            bucket: s.ticket.info.bucket,
-                        },
-                    );
-                }
-                self.requeue(node, s.ticket);
+                self.take_back(node, s);
             }
         }
     }
@@ -674,23 +796,33 @@ impl Cluster {
             ids.iter().filter_map(|id| spilled.remove(id)).collect()
         };
         for s in back {
-            self.requeue(node, s.ticket);
+            self.take_back(node, s);
         }
     }
 
     /// The NATS connection is down: pair only our own users until it returns.
     pub fn on_disconnected(&self) {
-        if !self.connected.swap(false, Ordering::AcqRel) {
-            return;
-        }
+        let back: Vec<Spilled> = {
+            // Under the spilled lock, so that no spill slips in with the old epoch after
+            // the tickets are taken back (see `spill`).
+            let mut spilled = self.spilled.lock();
+            if !self.connected.swap(false, Ordering::AcqRel) {
+                return;
+            }
+            // When we are back, the others learn from the new epoch that we took back
+            // what we had sent and dropped what we held.
+            self.epoch.fetch_add(1, Ordering::Relaxed);
+            *self.disconnected_at.lock() = Some(Instant::now());
+            spilled.drain().map(|(_, s)| s).collect()
+        };
         self.stats.connected.store(0, Ordering::Relaxed);
-        // When we are back, the others learn from the new epoch that we dropped what we held.
-        self.epoch.fetch_add(1, Ordering::Relaxed);
         warn!("lost NATS: pairing this node's users only until it returns");
         let Some(node) = self.node() else {
             return;
         };
-        self.bring_home(&node, |_| true);
+        for s in back {
+            self.requeue(&node, s.ticket);
+        }
         for shard in node.router.shards() {
             shard.do_send(DropRemote);
         }
@@ -702,11 +834,41 @@ impl Cluster {
             return;
         }
         self.stats.connected.store(1, Ordering::Relaxed);
-        if self.epoch.load(Ordering::Relaxed) > 0 {
+        let now = Instant::now();
+        let cut_off = self.disconnected_at.lock().take();
+        if let Some(since) = cut_off {
             self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-            info!("NATS is back");
+            let silence = now.saturating_duration_since(since);
+            info!(silence_ms = silence.as_millis() as u64, "NATS is back");
+            if silence >= self.settings.node_timeout {
+                // The others have declared this node dead by now: they ended their side of
+                // every chat with our users and dropped our tickets. End ours to match.
+                self.forget_everyone();
+            }
         }
-        self.membership.write().forgive_silence(Instant::now());
+        self.membership.write().forgive_silence(now);
+    }
+
+    /// After being cut off for longer than `node_timeout`: every chat with a user of another
+    /// node ends here, and seats reserved for one wait again.
+    fn forget_everyone(&self) {
+        let Some(node) = self.node() else {
+            return;
+        };
+        warn!("cut off longer than the node timeout: ending chats with other nodes' users");
+        let others: Vec<NodeId> = self
+            .membership
+            .read()
+            .others()
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in others {
+            node.sessions.broadcast(&SessionEvent::NodeLost(id));
+        }
+        let held: Vec<(ChatId, Reservation)> = self.reservations.lock().drain().collect();
+        for (chat, r) in held {
+            self.release(&node, chat, r.ticket);
+        }
     }
 
     /// What this node announces now.

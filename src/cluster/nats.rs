@@ -69,6 +69,11 @@ pub struct NatsBus {
     subjects: Subjects,
     outbox: mpsc::Sender<(String, Vec<u8>)>,
     stats: Arc<ClusterStats>,
+    /// The connection, once made (for the final flush on shutdown).
+    client: std::sync::OnceLock<async_nats::Client>,
+    /// Tells [`run`] to end: its subscriptions must be dropped inside its runtime (their
+    /// `Drop` spawns an unsubscribe), not when the thread's runtime is torn down.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl NatsBus {
@@ -79,8 +84,28 @@ impl NatsBus {
             subjects: Subjects::new(name),
             outbox,
             stats,
+            client: std::sync::OnceLock::new(),
+            stop: tokio::sync::watch::channel(false).0,
         };
         (bus, queue)
+    }
+
+    /// Waits (at most `limit`) until what was handed to the connection is written to the
+    /// server, so the last envelopes of a node that stops are not lost.
+    pub async fn flush(&self, limit: Duration) {
+        if let Some(client) = self.client.get() {
+            let _ = tokio::time::timeout(limit, client.flush()).await;
+        }
+    }
+
+    /// Ends [`run`] and waits (at most `limit`) until it has let go of its subscriptions.
+    pub async fn stop(&self, limit: Duration) {
+        let _ = self.stop.send(true);
+        // `run` and its readers drop their receivers when they are done.
+        let deadline = Instant::now() + limit;
+        while self.stop.receiver_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Envelopes queued and not yet handed to the NATS connection.
@@ -161,6 +186,7 @@ fn servers(args: &ClusterArgs) -> anyhow::Result<Vec<ServerAddr>> {
 pub async fn run(
     args: ClusterArgs,
     cluster: Arc<Cluster>,
+    bus: Arc<NatsBus>,
     mut queue: mpsc::Receiver<(String, Vec<u8>)>,
 ) {
     let subjects = Subjects::new(&args.cluster_name);
@@ -186,6 +212,8 @@ pub async fn run(
         Ok(client) => client,
         Err(err) => return warn!(error = %err, "cannot connect to NATS; running alone"),
     };
+    let _ = bus.client.set(client.clone());
+    let mut stop = bus.stop.subscribe();
     let inbox = client.subscribe(subjects.inbox(&cluster.me)).await;
     let heartbeats = client.subscribe(subjects.heartbeat()).await;
     let (Ok(inbox), Ok(heartbeats)) = (inbox, heartbeats) else {
@@ -204,19 +232,37 @@ pub async fn run(
             }
         }
     });
+    let mut readers = Vec::new();
     for mut subscription in [inbox, heartbeats] {
         let cluster = Arc::clone(&cluster);
-        actix_rt::spawn(async move {
-            while let Some(message) = subscription.next().await {
-                receive(&cluster, &message.payload);
+        let mut stop = bus.stop.subscribe();
+        readers.push(actix_rt::spawn(async move {
+            loop {
+                tokio::select! {
+                    message = subscription.next() => match message {
+                        Some(message) => receive(&cluster, &message.payload),
+                        None => break,
+                    },
+                    _ = stop.changed() => break,
+                }
             }
-        });
+            // Dropped here, inside the runtime (see `NatsBus::stop`).
+            drop(subscription);
+        }));
     }
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_announce: Option<Instant> = None;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => {
+                for reader in readers {
+                    let _ = reader.await;
+                }
+                return;
+            }
+        }
         let now = Instant::now();
         if cluster.is_connected()
             && last_announce.is_none_or(|at| now - at >= cluster.settings.heartbeat)

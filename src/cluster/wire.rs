@@ -150,6 +150,8 @@ struct WireBucket {
 #[derive(Encode, Decode, Debug)]
 struct WireTicket {
     home: String,
+    instance: u64,
+    epoch: u32,
     ticket: u64,
     session: u64,
     bucket: WireBucket,
@@ -233,6 +235,8 @@ impl WireTicket {
         let info = &ticket.info;
         Self {
             home: ticket.home.0.clone(),
+            instance: ticket.instance,
+            epoch: ticket.epoch,
             ticket: info.id.0,
             session: info.session.0,
             bucket: WireBucket::of(&info.bucket),
@@ -269,10 +273,10 @@ impl WireTicket {
 
     fn into_ticket(self, now: Instant) -> Result<RemoteTicket, WireError> {
         let since = now
-            .checked_sub(Duration::from_micros(self.waited_us))
+            .checked_sub(Duration::from_micros(self.waited_us.min(MAX_WAIT_US)))
             .unwrap_or(now);
         let random_from = self.random_in_us.map(|delta| {
-            let magnitude = Duration::from_micros(delta.unsigned_abs());
+            let magnitude = Duration::from_micros(delta.unsigned_abs().min(MAX_WAIT_US));
             if delta >= 0 {
                 now + magnitude
             } else {
@@ -295,8 +299,15 @@ impl WireTicket {
                     .ok_or(WireError::Field("gender"))?,
             ),
         };
+        let college = match self.college {
+            Some(c) if c.chars().count() > MAX_TEXT => return Err(WireError::Field("college")),
+            c => c,
+        };
+        check_public(&self.public)?;
         Ok(RemoteTicket {
-            home: NodeId(self.home),
+            home: node_id(self.home)?,
+            instance: self.instance,
+            epoch: self.epoch,
             info: TicketInfo {
                 id: TicketId(self.ticket),
                 session: SessionId(self.session),
@@ -309,7 +320,7 @@ impl WireTicket {
                 countries: CountryFilter::new(countries),
                 gender,
                 want_gender: GenderFilter::from_bits(self.want_gender),
-                college: self.college.map(Tag::from),
+                college: college.map(Tag::from),
                 same_college: self.same_college,
             },
             public: self.public,
@@ -331,19 +342,56 @@ impl WireProposal {
         }
     }
 
-    fn into_proposal(self) -> Proposal {
-        Proposal {
+    fn into_proposal(self) -> Result<Proposal, WireError> {
+        check_public(&self.partner_public)?;
+        if self.common_interests.len() > Interests::MAX_TAGS
+            || self
+                .common_interests
+                .iter()
+                .any(|t| t.chars().count() > Interests::MAX_CHARS)
+        {
+            return Err(WireError::Field("common_interests"));
+        }
+        Ok(Proposal {
             chat: ChatId(self.chat),
             ticket: TicketId(self.ticket),
             partner: Address {
-                node: NodeId(self.partner_node),
+                node: node_id(self.partner_node)?,
                 session: SessionId(self.partner_session),
             },
             partner_ticket: TicketId(self.partner_ticket),
             partner_public: self.partner_public,
             initiator: self.initiator,
             common_interests: self.common_interests,
-        }
+        })
+    }
+}
+
+/// The longest wait or fallback delay a ticket may carry (an hour): a peer cannot plant
+/// entries that never come due.
+const MAX_WAIT_US: u64 = 3_600_000_000;
+/// The longest college domain accepted from a peer.
+const MAX_TEXT: usize = 255;
+
+/// A node id from a peer: it names NATS subjects, so only subject-safe ids are accepted.
+fn node_id(text: String) -> Result<NodeId, WireError> {
+    if super::nats::valid_token(&text) {
+        Ok(NodeId(text))
+    } else {
+        Err(WireError::Field("node"))
+    }
+}
+
+/// What a user is told of a partner from another node is bounded like client input.
+fn check_public(public: &PartnerInfo) -> Result<(), WireError> {
+    let college_ok = public
+        .college
+        .as_ref()
+        .is_none_or(|c| c.chars().count() <= MAX_TEXT);
+    if public.country.len() == 2 && college_ok {
+        Ok(())
+    } else {
+        Err(WireError::Field("partner"))
     }
 }
 
@@ -437,8 +485,8 @@ impl Wire {
                 ticket: TicketId(ticket),
                 bucket: bucket.into_bucket()?,
             },
-            Self::Reserve(p) => Envelope::Reserve(p.into_proposal()),
-            Self::Commit(p) => Envelope::Commit(p.into_proposal()),
+            Self::Reserve(p) => Envelope::Reserve(p.into_proposal()?),
+            Self::Commit(p) => Envelope::Commit(p.into_proposal()?),
             Self::Committed {
                 chat,
                 node,
@@ -446,7 +494,7 @@ impl Wire {
             } => Envelope::Committed {
                 chat: ChatId(chat),
                 committer: Address {
-                    node: NodeId(node),
+                    node: node_id(node)?,
                     session: SessionId(session),
                 },
             },
@@ -465,7 +513,7 @@ impl Wire {
                 instance,
                 epoch,
             } => Envelope::Heartbeat(NodeStatus {
-                node: NodeId(node),
+                node: node_id(node)?,
                 shards,
                 online,
                 waiting,
@@ -509,6 +557,8 @@ mod tests {
         info.recent = RecentSet::from_ids([SessionId(1), SessionId(2)]);
         RemoteTicket {
             home: NodeId("a".into()),
+            instance: 9,
+            epoch: 3,
             info,
             public: PartnerInfo {
                 country: "AT".into(),
@@ -571,5 +621,44 @@ mod tests {
             decode(&[VERSION, 200, 1], now).unwrap_err().kind(),
             "malformed"
         );
+    }
+
+    #[test]
+    fn node_ids_that_could_not_name_a_subject_are_refused() {
+        let now = Instant::now();
+        let mut status = NodeStatus {
+            node: NodeId("ok-node_1".into()),
+            shards: 2,
+            online: 0,
+            waiting: 0,
+            matches: 0,
+            draining: false,
+            http: String::new(),
+            instance: 1,
+            epoch: 0,
+        };
+        let bytes = encode(&Envelope::Heartbeat(status.clone()), now, 1).unwrap();
+        assert!(decode(&bytes, now).is_ok());
+        for bad in ["a b", "x\r\nPUB evil 1", "a.b", "*", ">", ""] {
+            status.node = NodeId(bad.into());
+            let bytes = encode(&Envelope::Heartbeat(status.clone()), now, 1).unwrap();
+            assert_eq!(
+                decode(&bytes, now).unwrap_err().kind(),
+                "malformed",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_peer_cannot_plant_a_ticket_that_never_comes_due() {
+        let now = Instant::now();
+        let mut sent = ticket(now);
+        sent.info.random_from = Some(now + Duration::from_secs(10 * 365 * 86_400));
+        let bytes = encode(&Envelope::Spill(sent), now, 1).unwrap();
+        let Envelope::Spill(got) = decode(&bytes, now).unwrap().envelope else {
+            panic!("spill expected")
+        };
+        assert!(got.info.random_from.unwrap() <= now + Duration::from_secs(3600));
     }
 }
