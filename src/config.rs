@@ -6,7 +6,6 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::node::SessionSettings;
-use crate::protocol::IceServer;
 use crate::session::LimitConfig;
 
 /// `tandem serve`: run a node.
@@ -63,6 +62,39 @@ pub struct ServeArgs {
     /// STUN server URL for `welcome.ice_servers` (repeatable, or comma-separated).
     #[arg(long = "stun", env = "TANDEM_STUN", value_delimiter = ',')]
     pub stun: Vec<String>,
+
+    /// TURN server URL for `welcome.ice_servers` (repeatable, or comma-separated), e.g.
+    /// `turn:turn.example.org:3478?transport=udp` or `turns:turn.example.org:5349`. Each client
+    /// gets a time-limited credential for it, signed with `--turn-secret` (coturn's
+    /// `use-auth-secret`).
+    #[arg(long = "turn", env = "TANDEM_TURN", value_delimiter = ',')]
+    pub turn: Vec<String>,
+
+    /// The TURN server's shared secret (coturn's `static-auth-secret`): TURN credentials are
+    /// base64(HMAC-SHA1(secret, "<expiry>:<client id>")). Prefer the environment variable.
+    #[arg(long, env = "TANDEM_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// How long a TURN credential handed out in `welcome` stays valid.
+    #[arg(long, env = "TANDEM_TURN_TTL", default_value = "3600s", value_parser = parse_duration)]
+    pub turn_ttl: Duration,
+
+    /// A web origin (`https://chat.example.org`) whose pages may open `/ws` besides the node's
+    /// own (repeatable, or comma-separated; `*` allows any). Browsers from other origins are
+    /// refused at the handshake (403); clients that send no `Origin` are not browsers and are
+    /// let in.
+    #[arg(
+        long = "allowed-origin",
+        env = "TANDEM_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origin: Vec<String>,
+
+    /// The operator dashboard's token: turns on `/admin` and `/admin/api/stats` (send it as
+    /// `Authorization: Bearer <token>`). Without it they are 404. At least 16 bytes; prefer
+    /// the environment variable.
+    #[arg(long, env = "TANDEM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 
     /// A trusted proxy header that carries the client's country (ISO 3166-1 alpha-2), e.g.
     /// `CF-IPCountry` behind Cloudflare. Only set this when a proxy you run always sets or
@@ -121,14 +153,23 @@ impl ServeArgs {
                 return Err(ConfigError::WeakSecret);
             }
         }
-        let ice_servers = if self.stun.is_empty() {
-            Vec::new()
-        } else {
-            vec![IceServer {
-                urls: self.stun.clone(),
-                username: None,
-                credential: None,
-            }]
+        if let Some(token) = &self.admin_token {
+            if token.len() < MIN_SECRET_BYTES {
+                return Err(ConfigError::WeakAdminToken);
+            }
+        }
+        let web = crate::web::WebSettings {
+            ice: crate::ice::IceConfig::new(
+                self.stun.clone(),
+                self.turn.clone(),
+                self.turn_secret.as_deref(),
+                self.turn_ttl,
+            )?,
+            origins: crate::web::OriginPolicy::new(&self.allowed_origin)?,
+            admin: self
+                .admin_token
+                .as_deref()
+                .map(crate::admin::AdminToken::new),
         };
         Ok(SessionSettings {
             geoip,
@@ -141,13 +182,13 @@ impl ServeArgs {
                 frames_per_sec: self.frames_per_sec,
                 strikes_to_close: self.flood_strikes,
             },
-            ice_servers,
             country_header: self.country_header.clone(),
             max_interest_wait: self.max_interest_wait,
             entitlements: self
                 .entitlement_secret
                 .as_ref()
                 .map(|s| std::sync::Arc::new(crate::entitlement::EntitlementKey::new(s))),
+            web,
             ..SessionSettings::default()
         })
     }
@@ -158,8 +199,9 @@ impl ServeArgs {
     }
 }
 
-/// The shortest entitlement secret accepted: an empty or short one (an unset variable in a
-/// deployment template) would let anyone mint premium tokens.
+/// The shortest entitlement secret or admin token accepted: an empty or short one (an unset
+/// variable in a deployment template) would let anyone mint premium tokens or read the
+/// dashboard.
 pub const MIN_SECRET_BYTES: usize = 16;
 
 /// Why a node cannot start with these flags.
@@ -171,6 +213,12 @@ pub enum ConfigError {
         "--entitlement-secret must be at least {MIN_SECRET_BYTES} bytes (32 or more recommended)"
     )]
     WeakSecret,
+    #[error("--admin-token must be at least {MIN_SECRET_BYTES} bytes (32 or more recommended)")]
+    WeakAdminToken,
+    #[error(transparent)]
+    Ice(#[from] crate::ice::IceConfigError),
+    #[error(transparent)]
+    Origin(#[from] crate::web::BadOrigin),
 }
 
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
@@ -210,10 +258,62 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
     }
 
+    fn parse(flags: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Wrapper::parse_from(std::iter::once("tandem").chain(flags.iter().copied())).args
+    }
+
+    #[test]
+    fn web_flags_reach_the_settings() {
+        let args = parse(&[
+            "--stun",
+            "stun:stun.example.org:3478",
+            "--turn",
+            "turn:turn.example.org:3478,turns:turn.example.org:5349",
+            "--turn-secret",
+            "coturn-static-auth-secret",
+            "--turn-ttl",
+            "10m",
+            "--allowed-origin",
+            "https://chat.example.org",
+            "--admin-token",
+            "0123456789abcdef0123",
+        ]);
+        assert_eq!(args.turn.len(), 2);
+        assert_eq!(args.turn_ttl, Duration::from_secs(600));
+        let settings = args.session_settings().unwrap();
+        let client = crate::ids::ClientId::parse("c1").unwrap();
+        let servers = settings.web.ice.servers_for(&client, 1_000);
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[1].username.as_deref(), Some("1600:c1"));
+        assert!(settings
+            .web
+            .origins
+            .check(Some("https://chat.example.org"), Some("10.0.0.1:8080"))
+            .is_ok());
+        assert!(settings.web.admin.unwrap().matches("0123456789abcdef0123"));
+    }
+
+    #[test]
+    fn bad_web_flags_stop_the_node_at_start() {
+        let err = |flags: &[&str]| parse(flags).session_settings().unwrap_err().to_string();
+        assert!(err(&["--turn", "turn:t.example"]).contains("--turn-secret"));
+        assert!(err(&["--admin-token", "short"]).contains("at least 16 bytes"));
+        assert!(err(&["--allowed-origin", "chat.example.org"]).contains("scheme://host"));
+        assert!(err(&["--stun", "stun.example.org"]).contains("stun:"));
+    }
+
     #[test]
     fn defaults_match_the_documented_ones() {
         let args = ServeArgs::default();
         assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(args.heartbeat_timeout, Duration::from_secs(30));
+        assert_eq!(args.turn_ttl, Duration::from_secs(3600));
+        assert!(args.admin_token.is_none());
     }
 }

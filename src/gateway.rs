@@ -1,6 +1,7 @@
-//! The HTTP side of a node: `/ws` (upgrade to a [`UserSession`]), `/healthz`, `/metrics`
-//! and the page at `/`. It decides what the client may not (its country, its client id) and
-//! hands the connection to the session; it never holds chat state.
+//! The HTTP side of a node: `/ws` (upgrade to a [`UserSession`]), `/healthz`, `/metrics`,
+//! and the routes of the web client ([`crate::web`]) and the dashboard ([`crate::admin`]).
+//! It decides what the client may not (its country, its client id, whether its page may
+//! connect at all) and hands the connection to the session; it never holds chat state.
 
 use std::sync::Arc;
 
@@ -22,7 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(upgrade))
         .route("/healthz", web::get().to(healthz))
         .route("/metrics", web::get().to(metrics))
-        .route("/", web::get().to(index));
+        .configure(crate::web::routes)
+        .configure(crate::admin::routes);
 }
 
 #[derive(Deserialize)]
@@ -38,6 +40,18 @@ async fn upgrade(
 ) -> actix_web::Result<HttpResponse> {
     if !node.is_ready() {
         return Ok(HttpResponse::ServiceUnavailable().body("node is shutting down\n"));
+    }
+    let header_of = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Err(refused) = node
+        .settings
+        .web
+        .origins
+        .check(header_of(header::ORIGIN), header_of(header::HOST))
+    {
+        tracing::debug!(origin = %refused.0, "websocket handshake from a foreign origin refused");
+        return Ok(HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{refused}\n")));
     }
     let query = web::Query::<WsQuery>::from_query(req.query_string())
         .map_err(|e| actix_web::error::ErrorBadRequest(format!("bad query: {e}\n")))?;
@@ -126,14 +140,4 @@ async fn metrics(node: web::Data<Arc<Node>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(node.render_metrics())
-}
-
-async fn index() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; connect-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'",
-        ))
-        .body(include_str!("web/index.html"))
 }

@@ -7,14 +7,17 @@
 //! partner, and the two sessions' seats are claimed together so a pairing is all or nothing.
 //! Partners then talk session to session: chat lines and WebRTC signaling go straight to the
 //! partner's session, named by chat id so a late line never reaches the next stranger.
-//! docs/architecture.md draws this map.
+//! The node also serves its own web client and, behind a token, an operator dashboard
+//! ([`web`], [`admin`]; docs/web.md). docs/architecture.md draws this map.
 
+pub mod admin;
 pub mod bus;
 pub mod cluster;
 pub mod config;
 pub mod entitlement;
 pub mod gateway;
 pub mod geoip;
+pub mod ice;
 pub mod ids;
 /// The load generator lives outside src/ (it is a tool, not part of a node) yet needs the
 /// crate's protocol types, and a separate package would make a cycle with the binary.
@@ -28,6 +31,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod shard;
+pub mod web;
 
 pub use node::{Node, SessionSettings};
 pub use server::{serve, RunningServer};

@@ -105,6 +105,21 @@ impl Histogram {
             .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// The upper bounds of the buckets, in seconds (the last bucket, above them, is +Inf).
+    pub fn bounds(&self) -> &'static [f64] {
+        self.bounds
+    }
+
+    /// Observations per bucket (not cumulative), one more than [`Self::bounds`]: the last
+    /// counts those above every bound. For the admin dashboard, which takes quantiles over
+    /// the difference of two readings.
+    pub fn counts(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
     /// Appends the histogram in the Prometheus text format.
     pub fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");

@@ -14,7 +14,7 @@ use crate::bus::{Bus, Envelope, LocalBus};
 use crate::cluster::Cluster;
 use crate::ids::{NodeId, SessionId};
 use crate::metrics::Metrics;
-use crate::protocol::{IceServer, Limits};
+use crate::protocol::Limits;
 use crate::router::Router;
 use crate::session::{LimitConfig, SessionEvent};
 use crate::shard::Shard;
@@ -30,8 +30,6 @@ pub struct SessionSettings {
     pub limits: LimitConfig,
     /// Outgoing frames queued per connection before the client counts as too slow.
     pub out_queue: usize,
-    /// STUN/TURN servers sent in `welcome`.
-    pub ice_servers: Vec<IceServer>,
     /// A trusted proxy's header that carries the client's country (e.g. `CF-IPCountry`);
     /// without it every user's country is unknown (`ZZ`).
     pub country_header: Option<String>,
@@ -44,6 +42,9 @@ pub struct SessionSettings {
     pub entitlements: Option<Arc<crate::entitlement::EntitlementKey>>,
     /// Looks up the country of clients not covered by `country_header`.
     pub geoip: Option<Arc<crate::geoip::GeoIp>>,
+    /// The web side: ICE servers with TURN credentials for `welcome`, the WebSocket origin
+    /// allowlist and the dashboard token.
+    pub web: crate::web::WebSettings,
 }
 
 impl Default for SessionSettings {
@@ -53,12 +54,12 @@ impl Default for SessionSettings {
             heartbeat_timeout: Duration::from_secs(30),
             limits: LimitConfig::default(),
             out_queue: 256,
-            ice_servers: Vec::new(),
             country_header: None,
             default_interest_wait: Duration::from_secs(5),
             max_interest_wait: Duration::from_secs(60),
             entitlements: None,
             geoip: None,
+            web: crate::web::WebSettings::default(),
         }
     }
 }

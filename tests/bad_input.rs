@@ -280,6 +280,7 @@ async fn health_metrics_and_page_are_served() {
     assert!(matches.ends_with(" 1"), "{matches}");
     let (status, page) = http_get(server.addr, "/").await;
     assert_eq!(status, 200);
-    assert!(page.contains("<h1>tandem</h1>"));
+    assert!(page.contains("<title>tandem"), "{page}");
+    assert!(page.contains("/app.js\""), "the chat page's script: {page}");
     server.shutdown().await.unwrap();
 }

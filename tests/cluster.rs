@@ -81,6 +81,7 @@ fn status(id: &str) -> tandem::bus::NodeStatus {
         online: 0,
         waiting: 0,
         matches: 0,
+        skips: 0,
         draining: false,
         http: String::new(),
         instance: 1,

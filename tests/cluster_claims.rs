@@ -91,6 +91,7 @@ fn ids(prefix: &str, n: usize, owner: usize) -> Vec<String> {
                     online: 0,
                     waiting: 0,
                     matches: 0,
+                    skips: 0,
                     draining: false,
                     http: String::new(),
                     instance: 1,

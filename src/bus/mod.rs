@@ -101,6 +101,8 @@ pub struct NodeStatus {
     pub waiting: u64,
     /// Pairings made by the node's shards since it started.
     pub matches: u64,
+    /// `next`s that ended a chat on the node since it started.
+    pub skips: u64,
     /// Draining nodes own no buckets and accept no users.
     pub draining: bool,
     /// Where the node serves HTTP and WebSocket.

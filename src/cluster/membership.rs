@@ -216,6 +216,7 @@ mod tests {
             online: 0,
             waiting: 0,
             matches: 0,
+            skips: 0,
             draining: false,
             http: String::new(),
             instance: 1,

@@ -879,12 +879,9 @@ impl Cluster {
             shards: u16::try_from(node.router.shards().len()).unwrap_or(u16::MAX),
             online: node.metrics.online(),
             waiting: node.metrics.waiting(),
-            matches: node
-                .metrics
-                .shards
-                .iter()
-                .map(|s| s.matches.load(Ordering::Relaxed))
-                .sum(),
+            // As the dashboard counts them: a pairing across nodes is half on each.
+            matches: node.metrics.matched_sessions.load(Ordering::Relaxed) / 2,
+            skips: node.metrics.skips.load(Ordering::Relaxed),
             draining: self.draining.load(Ordering::Relaxed),
             http: self.settings.http.clone(),
             instance: self.instance,

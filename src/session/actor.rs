@@ -300,7 +300,11 @@ impl Actor for UserSession {
         let welcome = ServerMsg::Welcome(Welcome {
             session: self.core.id(),
             client_id: self.client_id.to_string(),
-            ice_servers: node.settings.ice_servers.clone(),
+            ice_servers: node
+                .settings
+                .web
+                .ice
+                .servers_for(&self.client_id, crate::entitlement::unix_now()),
             limits: node.settings.client_limits(),
             proto: PROTOCOL_VERSION,
             node: node.id.to_string(),
