@@ -75,18 +75,7 @@ fn ids_with_owner_first(prefix: &str, count: usize) -> Vec<String> {
 }
 
 fn status(id: &str) -> tandem::bus::NodeStatus {
-    tandem::bus::NodeStatus {
-        node: NodeId(id.to_owned()),
-        shards: 2,
-        online: 0,
-        waiting: 0,
-        matches: 0,
-        skips: 0,
-        draining: false,
-        http: String::new(),
-        instance: 1,
-        epoch: 0,
-    }
+    tandem::bus::NodeStatus::new(NodeId(id.to_owned()), 2, 1)
 }
 
 /// A metric's value in a node's `/metrics` (the first series of that name).
@@ -542,23 +531,7 @@ async fn a_node_killed_under_load_breaks_no_invariant_for_anyone() {
     .await;
     // Half the users on each node; pairings within and across nodes; the doomed node dies
     // mid-run. Its users lose their connections; nobody may see a broken promise.
-    let args = common::loadtest_args([
-        "loadtest",
-        "--target",
-        &format!("ws://{}/ws", survivor.addr),
-        "--target",
-        &format!("ws://{}/ws", doomed.addr),
-        "--clients",
-        "40",
-        "--duration",
-        "6s",
-        "--ramp",
-        "500ms",
-        "--dwell",
-        "50ms..200ms",
-        "--msgs-per-chat",
-        "2",
-    ]);
+    let args = load_on_two_nodes(survivor.addr, doomed.addr);
     let load = tokio::spawn(async move { common::run_loadtest(&args).await });
     tokio::time::sleep(Duration::from_secs(2)).await;
     doomed.kill();
@@ -590,6 +563,28 @@ async fn a_node_killed_under_load_breaks_no_invariant_for_anyone() {
     survivor.shutdown().await.unwrap();
 }
 
+/// 40 fast simulated users (half on each node) for 6 s, checking every invariant.
+fn load_on_two_nodes(a: SocketAddr, b: SocketAddr) -> tandem::loadtest::LoadtestArgs {
+    let (a, b) = (format!("ws://{a}/ws"), format!("ws://{b}/ws"));
+    common::loadtest_args([
+        "loadtest",
+        "--target",
+        &a,
+        "--target",
+        &b,
+        "--clients",
+        "40",
+        "--duration",
+        "6s",
+        "--ramp",
+        "500ms",
+        "--dwell",
+        "50ms..200ms",
+        "--msgs-per-chat",
+        "2",
+    ])
+}
+
 /// Pairs a fresh user on `a` with one on `b`, within `within`.
 async fn pair_across(a: SocketAddr, b: SocketAddr) -> (Client, Client) {
     let mut x = Client::connect(a).await;
@@ -608,23 +603,7 @@ async fn a_nats_server_restart_under_load_loses_no_pairing_invariant() {
     let a = start_node(&urls, "ra");
     let b = start_node(&urls, "rb");
     formed(&[&a, &b]).await;
-    let args = common::loadtest_args([
-        "loadtest",
-        "--target",
-        &format!("ws://{}/ws", a.addr),
-        "--target",
-        &format!("ws://{}/ws", b.addr),
-        "--clients",
-        "40",
-        "--duration",
-        "6s",
-        "--ramp",
-        "500ms",
-        "--dwell",
-        "50ms..200ms",
-        "--msgs-per-chat",
-        "2",
-    ]);
+    let args = load_on_two_nodes(a.addr, b.addr);
     let load = tokio::spawn(async move { common::run_loadtest(&args).await });
     tokio::time::sleep(Duration::from_secs(2)).await;
     nats.restart();

@@ -84,21 +84,7 @@ fn ids(prefix: &str, n: usize, owner: usize) -> Vec<String> {
         let ids: Vec<String> = (0..n).map(|i| format!("{prefix}{attempt}x{i}")).collect();
         let mut view = Membership::new(NodeId(ids[0].clone()), 1, Duration::from_secs(2));
         for id in &ids[1..] {
-            view.observe(
-                NodeStatus {
-                    node: NodeId(id.clone()),
-                    shards: 1,
-                    online: 0,
-                    waiting: 0,
-                    matches: 0,
-                    skips: 0,
-                    draining: false,
-                    http: String::new(),
-                    instance: 1,
-                    epoch: 0,
-                },
-                Instant::now(),
-            );
+            view.observe(NodeStatus::new(NodeId(id.clone()), 1, 1), Instant::now());
         }
         if view.owner(&bucket()) == Some(&NodeId(ids[owner].clone())) {
             return ids;

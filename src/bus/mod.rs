@@ -115,6 +115,24 @@ pub struct NodeStatus {
     pub epoch: u32,
 }
 
+impl NodeStatus {
+    /// A node that has counted nothing yet (its first heartbeat; tests).
+    pub fn new(node: NodeId, shards: u16, instance: u64) -> Self {
+        Self {
+            node,
+            shards,
+            online: 0,
+            waiting: 0,
+            matches: 0,
+            skips: 0,
+            draining: false,
+            http: String::new(),
+            instance,
+            epoch: 0,
+        }
+    }
+}
+
 /// Node-to-node transport.
 pub trait Bus: Send + Sync + 'static {
     /// Sends an envelope to `to`'s inbox without waiting. At most once, and in order for

@@ -210,18 +210,7 @@ mod tests {
     use crate::matching::{Lang, Mode};
 
     fn status(node: &str, shards: u16) -> NodeStatus {
-        NodeStatus {
-            node: NodeId(node.into()),
-            shards,
-            online: 0,
-            waiting: 0,
-            matches: 0,
-            skips: 0,
-            draining: false,
-            http: String::new(),
-            instance: 1,
-            epoch: 0,
-        }
+        NodeStatus::new(NodeId(node.into()), shards, 1)
     }
 
     fn buckets() -> Vec<BucketKey> {

@@ -630,18 +630,7 @@ mod tests {
     #[test]
     fn node_ids_that_could_not_name_a_subject_are_refused() {
         let now = Instant::now();
-        let mut status = NodeStatus {
-            node: NodeId("ok-node_1".into()),
-            shards: 2,
-            online: 0,
-            waiting: 0,
-            matches: 0,
-            skips: 0,
-            draining: false,
-            http: String::new(),
-            instance: 1,
-            epoch: 0,
-        };
+        let mut status = NodeStatus::new(NodeId("ok-node_1".into()), 2, 1);
         let bytes = encode(&Envelope::Heartbeat(status.clone()), now, 1).unwrap();
         assert!(decode(&bytes, now).is_ok());
         for bad in ["a b", "x\r\nPUB evil 1", "a.b", "*", ">", ""] {
