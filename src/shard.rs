@@ -5,6 +5,8 @@
 //! ([`WaitingPool`]) picks a candidate and the seats' claim makes the pair real. A shard never
 //! talks to sockets and never waits on another shard.
 
+mod spy;
+
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -150,6 +152,8 @@ pub struct Matchmaker {
     pub stale_dropped: u64,
     /// Pairings with users of other nodes, for the driver to carry out.
     cross_node: Vec<CrossNode>,
+    /// Spy mode's waiting room.
+    spy: spy::SpyPool,
     /// Local candidates put back after a failed claim, for the driver to track again (in a
     /// cluster, so that they too are spilled if they keep waiting).
     restored: Vec<(TicketId, BucketKey)>,
@@ -163,7 +167,7 @@ impl Matchmaker {
 
     /// Waiting users.
     pub fn waiting(&self) -> usize {
-        self.pool.len()
+        self.pool.len() + self.spy.len()
     }
 
     /// The tickets waiting (for checks and tests; not for the hot path).
@@ -182,6 +186,17 @@ impl Matchmaker {
         } = ticket;
         if !seat.waits_with(info.id) {
             return Placed::Stale;
+        }
+        if info.spy.is_on() {
+            let grouped = self.spy.place(Waiting {
+                ticket: info,
+                payload: Claimant::Local { seat, peer, public },
+            });
+            self.stale_dropped += grouped.stale;
+            return match grouped.chats.last() {
+                Some(&chat) => Placed::Paired(chat),
+                None => Placed::Waiting,
+            };
         }
         self.place_entry(info, Claimant::Local { seat, peer, public }, now)
     }
@@ -410,7 +425,7 @@ impl Matchmaker {
 
     /// Takes a ticket out; `false` if it was not here (already paired or dropped).
     pub fn withdraw(&mut self, ticket: TicketId) -> bool {
-        self.pool.remove(ticket).is_some()
+        self.pool.remove(ticket).is_some() || self.spy.remove(ticket)
     }
 }
 
@@ -443,6 +458,7 @@ fn pair_locally(
                 initiator: true,
                 common_interests: common.clone(),
                 partner_info: public.clone(),
+                group: None,
             };
             let for_newcomer = Pairing {
                 chat,
@@ -450,6 +466,7 @@ fn pair_locally(
                 initiator: false,
                 common_interests: common,
                 partner_info: candidate_public.clone(),
+                group: None,
             };
             (for_candidate, for_newcomer)
         },

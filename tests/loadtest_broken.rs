@@ -129,6 +129,7 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
                                         country: "ZZ".into(),
                                         college: None,
                                     },
+                                    spy: None,
                                 }));
                             }
                         }

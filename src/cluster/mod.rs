@@ -474,6 +474,7 @@ impl Cluster {
                     initiator: true,
                     common_interests: common.clone(),
                     partner_info: second.public.clone(),
+                    group: None,
                 };
                 let for_second = Pairing {
                     chat,
@@ -481,6 +482,7 @@ impl Cluster {
                     initiator: false,
                     common_interests: common,
                     partner_info: first.public.clone(),
+                    group: None,
                 };
                 (for_first, for_second)
             },
@@ -512,6 +514,7 @@ impl Cluster {
                     initiator: proposal.initiator,
                     common_interests: proposal.common_interests,
                     partner_info: proposal.partner_public,
+                    group: None,
                 };
                 if mine.seat.claim_single(mine.info.id, pairing) {
                     mine.peer.send(SessionEvent::SeatChanged);
@@ -576,6 +579,7 @@ impl Cluster {
                 initiator: r.initiator,
                 common_interests: r.common_interests,
                 partner_info: r.partner_public,
+                group: None,
             };
             if r.ticket.seat.commit_reserved(pairing) {
                 r.ticket.peer.send(SessionEvent::SeatChanged);

@@ -323,6 +323,8 @@ impl WireTicket {
                 want_gender: GenderFilter::from_bits(self.want_gender),
                 college: college.map(Tag::from),
                 same_college: self.same_college,
+                // Spy-mode tickets are paired on their own node and never spilled.
+                spy: crate::matching::SpyMode::Off,
             },
             public: self.public,
         })
@@ -423,7 +425,8 @@ impl Wire {
                     // Local to a node: seats, shutdowns and node losses are not sent.
                     SessionEvent::SeatChanged
                     | SessionEvent::Shutdown
-                    | SessionEvent::NodeLost(_) => return None,
+                    | SessionEvent::NodeLost(_)
+                    | SessionEvent::Watched { .. } => return None,
                 },
             },
             Envelope::Spill(ticket) => Self::Spill(WireTicket::of(ticket, now)),

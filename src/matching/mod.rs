@@ -19,7 +19,7 @@ pub use gender::{Gender, GenderFilter};
 pub use hash::FastHasher;
 pub use interests::{InterestError, Interests, Tag};
 pub use pool::{WaitingPool, SCAN_LIMIT};
-pub use prefs::{JoinRules, Lang, Mode, PrefError, Preferences};
+pub use prefs::{JoinRules, Lang, Mode, PrefError, Preferences, SpyMode};
 pub use ticket::{
     BucketKey, RecentPartners, RecentSet, TicketInfo, Waiting, RECENT_FOR, RECENT_PARTNERS,
 };

@@ -99,6 +99,8 @@ pub enum PrefError {
     SameCollegeWithoutCollege,
     #[error("{0}")]
     EntitlementRequired(String),
+    #[error("{0}")]
+    BadSpy(&'static str),
 }
 
 impl PrefError {
@@ -113,7 +115,8 @@ impl PrefError {
             | Self::BadCountry
             | Self::InterestWaitTooLong(_)
             | Self::BadGender
-            | Self::SameCollegeWithoutCollege => ErrorCode::InvalidValue,
+            | Self::SameCollegeWithoutCollege
+            | Self::BadSpy(_) => ErrorCode::InvalidValue,
             Self::EntitlementRequired(_) => ErrorCode::EntitlementRequired,
         }
     }
@@ -168,6 +171,74 @@ pub struct Preferences {
     /// When the entitlement behind `want_gender` or `college` runs out: re-queues after it
     /// are refused, so a connection kept open does not keep a premium filter for ever.
     pub premium_until: Option<std::time::Instant>,
+    /// Spy mode: asking a question, or discussing one.
+    pub spy: SpyMode,
+}
+
+/// Spy mode (Omegle's question mode): a spy asks a question and watches two strangers
+/// discuss it. Text only; interests and filters do not apply; pairing is first come, first
+/// served within the language, on the node the users are connected to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SpyMode {
+    /// An ordinary one-on-one chat.
+    #[default]
+    Off,
+    /// Asks this question, and only watches.
+    Asks(Arc<str>),
+    /// One of the two strangers who discuss a spy's question.
+    Discusses,
+}
+
+impl SpyMode {
+    /// The longest question, in characters.
+    pub const MAX_QUESTION_CHARS: usize = 300;
+
+    /// Whether this is a spy-mode ticket.
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
+
+    /// Spy mode from a `join` in `mode`; refuses what it cannot honour.
+    fn from_join(join: &Join, mode: Mode) -> Result<Self, PrefError> {
+        let question = join.question.as_deref().map(str::trim);
+        if !join.spy && !join.spy_ok {
+            return match question {
+                Some(_) => Err(PrefError::BadSpy("question needs spy: true")),
+                None => Ok(Self::Off),
+            };
+        }
+        if join.spy && join.spy_ok {
+            return Err(PrefError::BadSpy(
+                "spy (ask) and spy_ok (discuss) exclude each other",
+            ));
+        }
+        if mode != Mode::Text {
+            return Err(PrefError::BadSpy("spy mode is text only"));
+        }
+        if !join.interests.is_empty()
+            || !join.countries.is_empty()
+            || !join.want_gender.is_empty()
+            || join.college
+        {
+            return Err(PrefError::BadSpy(
+                "interests and filters do not apply in spy mode",
+            ));
+        }
+        if join.spy_ok {
+            return match question {
+                Some(_) => Err(PrefError::BadSpy("only the spy asks a question")),
+                None => Ok(Self::Discusses),
+            };
+        }
+        match question {
+            Some(q) if !q.is_empty() && q.chars().count() <= Self::MAX_QUESTION_CHARS => {
+                Ok(Self::Asks(Arc::from(q)))
+            }
+            _ => Err(PrefError::BadSpy(
+                "spy needs a question of 1 to 300 characters",
+            )),
+        }
+    }
 }
 
 impl Preferences {
@@ -186,6 +257,7 @@ impl Preferences {
             college: None,
             same_college: false,
             premium_until: None,
+            spy: SpyMode::Off,
         }
     }
 
@@ -263,6 +335,7 @@ impl Preferences {
         } else {
             None
         };
+        let spy = SpyMode::from_join(join, mode)?;
         let interests = Interests::parse(&join.interests).map_err(|e| match e {
             InterestError::TooMany => PrefError::TooManyInterests,
             InterestError::TooLong => PrefError::InterestTooLong,
@@ -302,6 +375,7 @@ impl Preferences {
             premium_until: claims.map(|c| {
                 std::time::Instant::now() + Duration::from_secs(c.exp.saturating_sub(unix_now()))
             }),
+            spy,
         })
     }
 }
@@ -395,5 +469,55 @@ mod tests {
             .countries
             .accepts(crate::matching::Country::parse("AT").unwrap()));
         assert!(!ok.countries.accepts(crate::matching::Country::UNKNOWN));
+    }
+
+    #[test]
+    fn spy_mode_is_text_only_needs_a_question_and_takes_no_filters() {
+        let rules = JoinRules::default();
+        let join = |f: &dyn Fn(&mut Join)| {
+            let mut j = Join {
+                adult: true,
+                ..Join::default()
+            };
+            f(&mut j);
+            Preferences::from_join(&j, &rules)
+        };
+        let asks = join(&|j| {
+            j.spy = true;
+            j.question = Some("  Cats or dogs?  ".into());
+        })
+        .unwrap();
+        assert_eq!(asks.spy, SpyMode::Asks(Arc::from("Cats or dogs?")));
+        assert_eq!(join(&|j| j.spy_ok = true).unwrap().spy, SpyMode::Discusses);
+        assert_eq!(join(&|_| {}).unwrap().spy, SpyMode::Off);
+        let refused: [&dyn Fn(&mut Join); 7] = [
+            &|j| j.spy = true,
+            &|j| {
+                j.spy = true;
+                j.question = Some("   ".into());
+            },
+            &|j| {
+                j.spy = true;
+                j.question = Some("?".repeat(301));
+            },
+            &|j| {
+                j.spy_ok = true;
+                j.mode = Some("video".into());
+            },
+            &|j| {
+                j.spy = true;
+                j.spy_ok = true;
+                j.question = Some("q".into());
+            },
+            &|j| j.question = Some("q".into()),
+            &|j| {
+                j.spy_ok = true;
+                j.interests = vec!["music".into()];
+            },
+        ];
+        for (i, f) in refused.iter().enumerate() {
+            let err = join(*f).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidValue, "case {i}: {err}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Country, CountryFilter, Gender, GenderFilter, Interests, Lang, Mode, Tag};
+use super::{Country, CountryFilter, Gender, GenderFilter, Interests, Lang, Mode, SpyMode, Tag};
 use crate::ids::{SessionId, TicketId};
 
 /// A hard partition: users in different buckets are never paired. Within one, the pool keeps
@@ -114,6 +114,8 @@ pub struct TicketInfo {
     pub college: Option<Tag>,
     /// In college mode: only users of the same college.
     pub same_college: bool,
+    /// Spy mode: such tickets wait apart from the pool's queues (see `shard::SpyPool`).
+    pub spy: SpyMode,
 }
 
 impl TicketInfo {
@@ -133,6 +135,7 @@ impl TicketInfo {
             want_gender: GenderFilter::default(),
             college: None,
             same_college: false,
+            spy: SpyMode::Off,
         }
     }
 

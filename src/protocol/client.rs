@@ -82,4 +82,14 @@ pub struct Join {
     /// College mode: meet only users of the same college.
     #[serde(default)]
     pub same_college: bool,
+    /// Spy mode (text only): ask `question` and watch two strangers discuss it, without
+    /// writing.
+    #[serde(default)]
+    pub spy: bool,
+    /// The spy's question (1 to 300 characters).
+    #[serde(default)]
+    pub question: Option<String>,
+    /// Spy mode (text only): be one of the two strangers who discuss a spy's question.
+    #[serde(default)]
+    pub spy_ok: bool,
 }

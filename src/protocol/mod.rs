@@ -15,7 +15,8 @@ mod signal;
 pub use client::{ClientMsg, Join};
 pub use codec::{Codec, DecodeError, Frame, WireMessage, MAX_FRAME_BYTES};
 pub use server::{
-    EndReason, ErrorCode, IceServer, Limits, Matched, PartnerInfo, ServerMsg, Welcome,
+    EndReason, ErrorCode, IceServer, Limits, Matched, PartnerInfo, ServerMsg, SpyInfo, SpyRole,
+    Welcome,
 };
 pub use signal::SignalData;
 

@@ -31,6 +31,14 @@ pub enum ServerMsg {
     LogSaved { url: String },
     /// Answer to `ping`.
     Pong,
+    /// To the spy of a spy-mode chat: a line by stranger `from` (1 or 2).
+    SpyMsg {
+        chat: ChatId,
+        from: u8,
+        text: String,
+    },
+    /// To the spy of a spy-mode chat: stranger `from`'s typing indicator.
+    SpyTyping { chat: ChatId, from: u8, on: bool },
 }
 
 impl ServerMsg {
@@ -96,6 +104,33 @@ pub struct Matched {
     pub common_interests: Vec<String>,
     /// What the user may know of the stranger.
     pub partner: PartnerInfo,
+    /// In spy mode only: the question and this side's role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spy: Option<SpyInfo>,
+}
+
+/// A spy-mode chat (Omegle's question mode), as one side sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, bincode::Encode, bincode::Decode)]
+pub struct SpyInfo {
+    /// `spy` (asked the question, watches, cannot write) or `discuss` (one of the two
+    /// strangers discussing it).
+    pub role: SpyRole,
+    /// The spy's question, shown to all three.
+    pub question: String,
+    /// For the spy: the two strangers, in the order `spy_msg.from` numbers them (1, 2).
+    /// Empty for the strangers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strangers: Vec<PartnerInfo>,
+}
+
+/// A side's role in a spy-mode chat.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, bincode::Encode, bincode::Decode,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SpyRole {
+    Spy,
+    Discuss,
 }
 
 /// What one side of a chat learns about the other.
@@ -186,6 +221,8 @@ pub enum ErrorCode {
     /// A premium preference (`want_gender`, `college`) without a valid entitlement: none,
     /// forged, expired, or not granting that feature.
     EntitlementRequired,
+    /// The spy of a spy-mode chat wrote into it: spies only watch.
+    SpyCannotWrite,
 }
 
 impl ErrorCode {
@@ -206,6 +243,7 @@ impl ErrorCode {
         Self::Unsupported,
         Self::ServerShutdown,
         Self::EntitlementRequired,
+        Self::SpyCannotWrite,
     ];
 
     /// The wire name (`bad_json`, ...).
@@ -226,6 +264,7 @@ impl ErrorCode {
             Self::Unsupported => "unsupported",
             Self::ServerShutdown => "server_shutdown",
             Self::EntitlementRequired => "entitlement_required",
+            Self::SpyCannotWrite => "spy_cannot_write",
         }
     }
 }

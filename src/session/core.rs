@@ -8,10 +8,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Peer, Seat, SeatState, SessionEvent};
+use super::{Group, Peer, Seat, SeatState, SessionEvent};
 use crate::ids::{ChatId, SessionId, TicketId};
 use crate::matching::{BucketKey, Country, Preferences, RecentPartners, TicketInfo};
-use crate::protocol::{EndReason, ErrorCode, Matched, PartnerInfo, ServerMsg, SignalData};
+use crate::protocol::{
+    EndReason, ErrorCode, Matched, PartnerInfo, ServerMsg, SignalData, SpyInfo, SpyRole,
+};
 use crate::shard::Ticket;
 
 /// Longest chat line, in characters (`limits.max_text_chars`).
@@ -87,6 +89,18 @@ pub struct SessionCore {
     /// The chat that ended last, to tell a late line for it (`stale_chat`) from a line sent
     /// while never in a chat (`not_in_chat`).
     last_chat: Option<ChatId>,
+    /// In a spy-mode chat: the third member (set and cleared with `Phase::Chatting`).
+    group: Option<ChatGroup>,
+}
+
+/// The spy-mode side of the current chat.
+#[derive(Clone, Debug)]
+enum ChatGroup {
+    /// This user is a stranger the spy watches and numbers `index`.
+    Watched { spy: Peer, index: u8 },
+    /// This user is the spy; `Phase::Chatting.partner` is stranger 1. The spy only watches,
+    /// and leaving does not end the strangers' chat.
+    Spying,
 }
 
 impl SessionCore {
@@ -101,6 +115,7 @@ impl SessionCore {
             prefs: None,
             recent: RecentPartners::default(),
             last_chat: None,
+            group: None,
         }
     }
 
@@ -189,13 +204,9 @@ impl SessionCore {
         let mut state = seat.state_lock();
         self.take_pairing(&mut state, now, out);
         match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Chatting { chat, partner } => out.push(Effect::Notify {
-                to: partner,
-                event: SessionEvent::PartnerEnded {
-                    chat,
-                    reason: EndReason::PartnerDisconnected,
-                },
-            }),
+            Phase::Chatting { chat, partner } => {
+                self.tell_chat_ended(chat, partner, EndReason::PartnerDisconnected, out)
+            }
             Phase::Waiting { ticket, bucket, .. } => out.push(Effect::Withdraw { ticket, bucket }),
             Phase::Idle => {}
         }
@@ -214,10 +225,28 @@ impl SessionCore {
             }
         }
         match self.chat_check(chat, now, out) {
-            Ok(partner) => out.push(Effect::Notify {
-                to: partner,
-                event: SessionEvent::Relay { chat, item },
-            }),
+            Ok(_) if matches!(self.group, Some(ChatGroup::Spying)) => out.push(error(
+                ErrorCode::SpyCannotWrite,
+                "you are the spy of this chat: you watch, the strangers write",
+            )),
+            Ok(partner) => {
+                if let (Some(ChatGroup::Watched { spy, index }), false) =
+                    (&self.group, matches!(item, ChatInput::Signal(_)))
+                {
+                    out.push(Effect::Notify {
+                        to: spy.clone(),
+                        event: SessionEvent::Watched {
+                            chat,
+                            from: *index,
+                            item: item.clone(),
+                        },
+                    });
+                }
+                out.push(Effect::Notify {
+                    to: partner,
+                    event: SessionEvent::Relay { chat, item },
+                })
+            }
             Err(refusal) => out.push(*refusal),
         }
     }
@@ -268,6 +297,20 @@ impl SessionCore {
                     _ => out.push(Effect::DroppedStale),
                 }
             }
+            SessionEvent::Watched { chat, from, item } => {
+                self.sync(now, out);
+                let watching = matches!(&self.phase, Phase::Chatting { chat: current, .. } if *current == chat)
+                    && matches!(self.group, Some(ChatGroup::Spying));
+                match (watching, item) {
+                    (true, ChatInput::Msg(text)) => {
+                        out.push(Effect::Send(ServerMsg::SpyMsg { chat, from, text }))
+                    }
+                    (true, ChatInput::Typing(on)) => {
+                        out.push(Effect::Send(ServerMsg::SpyTyping { chat, from, on }))
+                    }
+                    _ => out.push(Effect::DroppedStale),
+                }
+            }
             SessionEvent::Shutdown => {}
         }
     }
@@ -294,6 +337,9 @@ impl SessionCore {
         self.recent.push(partner.session, now);
         self.last_chat = Some(chat);
         self.phase = Phase::Idle;
+        // The member who ended it told the others (a spy's chat ends when either stranger
+        // leaves; a stranger's when the other does).
+        self.group = None;
         *state = SeatState::Idle;
         out.push(Effect::Send(ServerMsg::Ended { chat, reason }));
         if self.prefs.as_ref().is_some_and(|p| p.auto_reroll) {
@@ -320,17 +366,69 @@ impl SessionCore {
             Phase::Waiting { since, .. } => now.saturating_duration_since(since),
             _ => Duration::ZERO,
         };
+        let (group, spy) = match pairing.group {
+            None => (None, None),
+            Some(Group::Watched {
+                spy,
+                index,
+                question,
+            }) => (
+                Some(ChatGroup::Watched { spy, index }),
+                Some(SpyInfo {
+                    role: SpyRole::Discuss,
+                    question: question.to_string(),
+                    strangers: Vec::new(),
+                }),
+            ),
+            Some(Group::Spying {
+                second_info,
+                question,
+                ..
+            }) => (
+                Some(ChatGroup::Spying),
+                Some(SpyInfo {
+                    role: SpyRole::Spy,
+                    question: question.to_string(),
+                    strangers: vec![pairing.partner_info.clone(), second_info],
+                }),
+            ),
+        };
+        self.group = group;
         out.push(Effect::Matched { waited });
         out.push(Effect::Send(ServerMsg::Matched(Matched {
             chat: pairing.chat,
             initiator: pairing.initiator,
             common_interests: pairing.common_interests,
             partner: pairing.partner_info,
+            spy,
         })));
         self.phase = Phase::Chatting {
             chat: pairing.chat,
             partner: pairing.partner,
         };
+    }
+
+    /// Tells the other members that this side ended `chat`: the partner, and in spy mode the
+    /// spy too. A spy that leaves tells no one: the strangers chat on.
+    fn tell_chat_ended(
+        &mut self,
+        chat: ChatId,
+        partner: Peer,
+        reason: EndReason,
+        out: &mut Vec<Effect>,
+    ) {
+        let event = SessionEvent::PartnerEnded { chat, reason };
+        match self.group.take() {
+            Some(ChatGroup::Spying) => {}
+            Some(ChatGroup::Watched { spy, .. }) => {
+                out.push(Effect::Notify {
+                    to: spy,
+                    event: event.clone(),
+                });
+                out.push(Effect::Notify { to: partner, event });
+            }
+            None => out.push(Effect::Notify { to: partner, event }),
+        }
     }
 
     fn end_chat(
@@ -347,13 +445,7 @@ impl SessionCore {
         self.recent.push(partner.session, now);
         self.last_chat = Some(chat);
         *state = SeatState::Idle;
-        out.push(Effect::Notify {
-            to: partner,
-            event: SessionEvent::PartnerEnded {
-                chat,
-                reason: reason.for_partner(),
-            },
-        });
+        self.tell_chat_ended(chat, partner, reason.for_partner(), out);
         out.push(Effect::Ended { reason });
         out.push(Effect::Send(ServerMsg::Ended { chat, reason }));
     }
@@ -403,6 +495,7 @@ impl SessionCore {
                 want_gender: prefs.want_gender,
                 college: prefs.college.clone(),
                 same_college: prefs.same_college,
+                spy: prefs.spy.clone(),
             },
             seat: Arc::clone(&self.seat),
             peer: self.me.clone(),

@@ -19,7 +19,7 @@ pub use self::actor::{UserSession, UserSessionParams};
 pub use self::core::MAX_TEXT_CHARS;
 pub use self::core::{ChatInput, Effect, Phase, SessionCore};
 pub use self::limits::{Kind, LimitConfig, RateLimits, Verdict};
-pub use self::seat::{claim_pair, Claim, Pairing, Seat, SeatState};
+pub use self::seat::{claim_pair, claim_trio, Claim, Group, Pairing, Seat, SeatState};
 
 use crate::ids::{ChatId, NodeId, SessionId};
 use crate::protocol::EndReason;
@@ -36,6 +36,12 @@ pub enum SessionEvent {
     PartnerEnded { chat: ChatId, reason: EndReason },
     /// Something the partner of `chat` wrote.
     Relay { chat: ChatId, item: ChatInput },
+    /// For the spy of `chat`: something stranger `from` (1 or 2) wrote or typed.
+    Watched {
+        chat: ChatId,
+        from: u8,
+        item: ChatInput,
+    },
     /// The node is going down (shutdown or drain): say so and close.
     Shutdown,
     /// Another node of the cluster was declared dead: a chat with a partner there is over.

@@ -41,6 +41,26 @@ pub struct Pairing {
     pub initiator: bool,
     pub common_interests: Vec<String>,
     pub partner_info: PartnerInfo,
+    /// In spy mode: the third member and the question (`None`: a one-on-one chat).
+    pub group: Option<Group>,
+}
+
+/// A spy-mode chat of three, as one member sees it.
+#[derive(Clone, Debug)]
+pub enum Group {
+    /// One of the two strangers: `partner` is the other; the spy watches, and numbers this
+    /// side `index` (1 or 2).
+    Watched {
+        spy: Peer,
+        index: u8,
+        question: std::sync::Arc<str>,
+    },
+    /// The spy: `partner` is stranger 1, `second` stranger 2.
+    Spying {
+        second: Peer,
+        second_info: PartnerInfo,
+        question: std::sync::Arc<str>,
+    },
 }
 
 /// A session's seat.
@@ -149,6 +169,47 @@ impl Seat {
             false
         }
     }
+}
+
+/// Claims three waiting tickets at once (a spy-mode chat): all three seats take their
+/// pairings, or none does. Returns, per member, whether it still waited with its ticket;
+/// the claim succeeded only if all are `true`. Seats are locked in session-id order, as in
+/// [`claim_pair`]; two members of one session (never both current) count as stale.
+pub fn claim_trio(
+    members: [(&Seat, TicketId); 3],
+    make: impl FnOnce() -> [Pairing; 3],
+) -> [bool; 3] {
+    let sessions = members.map(|(seat, _)| seat.session);
+    if sessions[0] == sessions[1] || sessions[0] == sessions[2] || sessions[1] == sessions[2] {
+        // No group forms. A seat is locked once at a time; a session's later entry counts
+        // as stale even if it is the current one, so the caller drops it and tries again.
+        let mut waits = members.map(|(seat, ticket)| seat.waits_with(ticket));
+        for later in 1..3 {
+            if (0..later).any(|earlier| sessions[earlier] == sessions[later]) {
+                waits[later] = false;
+            }
+        }
+        return waits;
+    }
+    let mut order = [0usize, 1, 2];
+    order.sort_by_key(|&i| sessions[i]);
+    let mut guards: [Option<parking_lot::MutexGuard<'_, SeatState>>; 3] = [None, None, None];
+    for i in order {
+        guards[i] = Some(members[i].0.state.lock());
+    }
+    let waits: [bool; 3] = std::array::from_fn(|i| {
+        let ticket = members[i].1;
+        matches!(guards[i].as_deref(), Some(SeatState::Waiting(t)) if *t == ticket)
+    });
+    if waits.iter().all(|&w| w) {
+        let pairings = make();
+        for (guard, pairing) in guards.iter_mut().zip(pairings) {
+            if let Some(state) = guard.as_deref_mut() {
+                *state = SeatState::Matched(Box::new(pairing));
+            }
+        }
+    }
+    waits
 }
 
 /// Pairs two waiting tickets atomically, or tells which one is stale. `make` builds the two
