@@ -12,6 +12,7 @@ mod hash;
 mod interests;
 mod pool;
 mod prefs;
+mod tags;
 mod ticket;
 
 pub use country::{Country, CountryFilter};

@@ -11,13 +11,13 @@
 //! tombstones outnumber the living in that queue.
 
 use std::collections::hash_map::Entry;
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::deadlines::Deadlines;
 use super::hash::FastBuild;
-use super::{BucketKey, Tag, TicketInfo, Waiting};
+use super::tags::{TagId, TagIds, TagTable};
+use super::{BucketKey, TicketInfo, Waiting};
 use crate::ids::TicketId;
 
 /// How many live entries a partner search looks at per queue, at most.
@@ -29,10 +29,10 @@ pub const SCAN_LIMIT: usize = 16;
 pub const CANDIDATES_PER_TAG: usize = 4;
 
 /// Which queue: the bucket's random queue, or one of its interest queues.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum QueueKey {
     Random(BucketKey),
-    Interest(BucketKey, Tag),
+    Interest(BucketKey, TagId),
 }
 
 /// Where an entry lives in the slab, and which occupant of that place: queues hold handles,
@@ -65,11 +65,13 @@ impl Queue {
     }
 }
 
-/// A waiting user and whether it sits in the random queue.
+/// A waiting user, whether it sits in the random queue, and its interests as this pool's
+/// tag ids (what partner searches compare).
 #[derive(Debug)]
 struct Slot<T> {
     waiting: Waiting<T>,
     in_random: bool,
+    tags: TagIds,
 }
 
 /// One place of the slab.
@@ -119,6 +121,27 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Asks the CPU to start loading `handle`'s place (the entry a scan is about to look
+    /// at): in a large pool each place is a cache miss, and a scan that issues them all
+    /// first waits for them together instead of one after another.
+    fn prefetch(&self, handle: Handle) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(place) = self.places.get(handle.index as usize) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let start = (place as *const Place<T>).cast::<i8>();
+            let size = std::mem::size_of::<Place<T>>();
+            let mut offset = 0;
+            while offset < size {
+                // SAFETY: prefetching is a hint that never faults and has no effect on
+                // memory; the addresses lie within `place`, a live element of `places`.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(offset)) };
+                offset += 64;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = handle;
+    }
+
     fn get(&self, handle: Handle) -> Option<&Slot<T>> {
         let place = self.places.get(handle.index as usize)?;
         if place.generation == handle.generation {
@@ -157,10 +180,14 @@ pub struct WaitingPool<T> {
     /// The random queue of each bucket. Kept apart from the interest queues so that the
     /// busiest path (users without interests) hashes and stores only a 16-byte key.
     random: HashMap<BucketKey, Queue, FastBuild>,
-    /// The queue of each (bucket, interest). Tags are chosen by clients, so this map uses a
-    /// randomly keyed hasher (SipHash): with an unkeyed one, a client could send thousands
-    /// of tags with the same hash and make every lookup in this shard walk them.
-    by_interest: HashMap<(BucketKey, Tag), Queue, RandomState>,
+    /// The queue of each (bucket, interest), by the tag's id in this pool: ids are ours, not
+    /// the client's, so the fast hasher is safe here.
+    by_interest: HashMap<(BucketKey, TagId), Queue, FastBuild>,
+    /// The interest tags in use, as small integers. Tags are chosen by clients, so their
+    /// text is hashed only there, with a randomly keyed hasher (SipHash): with an unkeyed
+    /// one, a client could send thousands of tags with the same hash and make every lookup
+    /// in this shard walk them.
+    tags: TagTable,
     /// Queues with no live entry, kept for reuse: a busy bucket empties and refills
     /// thousands of times a second, and re-creating its queue each time was a third of the
     /// pool's cost. Swept once they outnumber the others.
@@ -188,6 +215,7 @@ impl<T> WaitingPool<T> {
             index: HashMap::default(),
             random: HashMap::default(),
             by_interest: HashMap::default(),
+            tags: TagTable::default(),
             empty_queues: 0,
             fallbacks: Deadlines::default(),
             due: Vec::new(),
@@ -242,10 +270,19 @@ impl<T> WaitingPool<T> {
         let bucket = entry.ticket.bucket;
         let in_random = entry.ticket.random_ok(now);
         let fallback = entry.ticket.random_from.filter(|_| !in_random);
-        let interests = entry.ticket.interests.clone();
+        let ids: Vec<TagId> = entry
+            .ticket
+            .interests
+            .tags()
+            .iter()
+            .map(|tag| self.tags.acquire(tag))
+            .collect();
+        let tags = TagIds::new(ids);
+        let queues = tags.clone();
         let handle = self.slab.insert(Slot {
             waiting: entry,
             in_random,
+            tags,
         });
         if let Some(old) = self.index.insert(id, handle) {
             // Replaced (rare; ids are unique per wait): its old slots become tombstones.
@@ -258,8 +295,8 @@ impl<T> WaitingPool<T> {
         } else if let Some(from) = fallback {
             self.fallbacks.add(from, id);
         }
-        for tag in interests.tags() {
-            self.push(QueueKey::Interest(bucket, Tag::clone(tag)), handle, front);
+        for &tag in queues.as_slice() {
+            self.push(QueueKey::Interest(bucket, tag), handle, front);
         }
         self.check_invariant();
     }
@@ -337,10 +374,22 @@ impl<T> WaitingPool<T> {
     pub fn take_partner(&mut self, ticket: &TicketInfo, now: Instant) -> Option<Waiting<T>> {
         let mut best: Option<(Handle, usize, Instant)> = None;
         let mut recent: Option<Handle> = None;
+        // Tags nobody here holds have no queue and share nothing with anyone.
+        let mut mine: [TagId; super::Interests::MAX_TAGS] = [0; super::Interests::MAX_TAGS];
+        let mut known = 0;
         for tag in ticket.interests.tags() {
-            let key = QueueKey::Interest(ticket.bucket, Tag::clone(tag));
+            if let Some(id) = self.tags.get(tag) {
+                mine[known] = id;
+                known += 1;
+            }
+        }
+        let mine = &mut mine[..known];
+        mine.sort_unstable();
+
+        for &tag in mine.iter() {
+            let key = QueueKey::Interest(ticket.bucket, tag);
             let mut compared = 0;
-            self.scan(&key, |handle, candidate| {
+            self.scan(&key, |handle, candidate, theirs| {
                 if candidate.session == ticket.session || !ticket.filters_accept(candidate) {
                     return true;
                 }
@@ -348,7 +397,7 @@ impl<T> WaitingPool<T> {
                     recent.get_or_insert(handle);
                     return true;
                 }
-                let overlap = ticket.interests.overlap_count(&candidate.interests);
+                let overlap = TagIds::overlap(mine, theirs.as_slice());
                 let better = match best {
                     None => true,
                     Some((_, o, since)) => overlap > o || (overlap == o && candidate.since < since),
@@ -362,7 +411,7 @@ impl<T> WaitingPool<T> {
         }
         let mut chosen = best.map(|(handle, _, _)| handle);
         if chosen.is_none() && ticket.random_ok(now) {
-            self.scan(&QueueKey::Random(ticket.bucket), |handle, candidate| {
+            self.scan(&QueueKey::Random(ticket.bucket), |handle, candidate, _| {
                 if candidate.session == ticket.session || !ticket.filters_accept(candidate) {
                     return true;
                 }
@@ -384,16 +433,21 @@ impl<T> WaitingPool<T> {
     /// however many scans pass that way: a user paired through one interest leaves
     /// tombstones in the middle of its other interests' queues, and skipping them again on
     /// every arrival was most of the cost of the preferences benchmark.
-    fn scan(&mut self, key: &QueueKey, mut visit: impl FnMut(Handle, &TicketInfo) -> bool) {
+    fn scan(
+        &mut self,
+        key: &QueueKey,
+        mut visit: impl FnMut(Handle, &TicketInfo, &TagIds) -> bool,
+    ) {
         let queue = match key {
             QueueKey::Random(bucket) => self.random.get_mut(bucket),
-            QueueKey::Interest(bucket, tag) => {
-                self.by_interest.get_mut(&(*bucket, Tag::clone(tag)))
-            }
+            QueueKey::Interest(bucket, tag) => self.by_interest.get_mut(&(*bucket, *tag)),
         };
         let Some(queue) = queue else {
             return;
         };
+        for &handle in queue.order.iter().take(SCAN_LIMIT) {
+            self.slab.prefetch(handle);
+        }
         let kept = &mut self.scratch;
         kept.clear();
         let mut position = 0;
@@ -404,7 +458,7 @@ impl<T> WaitingPool<T> {
                 continue;
             };
             kept.push(handle);
-            if !visit(handle, &slot.waiting.ticket) {
+            if !visit(handle, &slot.waiting.ticket, &slot.tags) {
                 break;
             }
         }
@@ -422,8 +476,9 @@ impl<T> WaitingPool<T> {
         if slot.in_random {
             self.forget_slot(QueueKey::Random(ticket.bucket), handle);
         }
-        for tag in ticket.interests.tags() {
-            self.forget_slot(QueueKey::Interest(ticket.bucket, Tag::clone(tag)), handle);
+        for &tag in slot.tags.as_slice() {
+            self.forget_slot(QueueKey::Interest(ticket.bucket, tag), handle);
+            self.tags.release(tag);
         }
     }
 
@@ -470,6 +525,16 @@ impl<T> WaitingPool<T> {
                 let slot = self.slab.get(*handle).expect("indexed entries are live");
                 assert_eq!(slot.waiting.ticket.id, *id, "index points at its ticket");
             }
+            let in_use: std::collections::HashSet<TagId> = self
+                .slab
+                .iter()
+                .flat_map(|slot| slot.tags.as_slice().iter().copied())
+                .collect();
+            assert_eq!(
+                in_use.len(),
+                self.tags.len(),
+                "the tag table holds the tags in use"
+            );
             let queues = || self.random.values().chain(self.by_interest.values());
             let empty = queues().filter(|q| q.counted_empty).count();
             assert_eq!(empty, self.empty_queues, "empty queue count");
