@@ -224,10 +224,10 @@ impl Matchmaker {
     }
 
     /// Takes out a spilled ticket at its home's request; local entries are left alone.
-    pub fn withdraw_remote(&mut self, ticket: TicketId) -> bool {
+    pub fn withdraw_remote(&mut self, ticket: TicketId, now: Instant) -> bool {
         match self.pool.remove(ticket) {
             Some(entry) if matches!(entry.payload, Claimant::Local { .. }) => {
-                self.pool.restore(entry, Instant::now());
+                self.pool.restore(entry, now);
                 false
             }
             Some(_) => true,
@@ -364,14 +364,13 @@ impl Matchmaker {
 
     /// Takes a waiting user of this node out of the pool, to send its ticket to the bucket's
     /// owner; `None` if it is not waiting here (paired, withdrawn) or is not local.
-    pub fn take_local(&mut self, ticket: TicketId) -> Option<Ticket> {
+    pub fn take_local(&mut self, ticket: TicketId, now: Instant) -> Option<Ticket> {
         match self.pool.remove(ticket) {
             Some(entry) if matches!(entry.payload, Claimant::Local { .. }) => {
                 Some(into_ticket(entry))
             }
             Some(entry) => {
                 // Not ours to send away: put it back where it was.
-                let now = Instant::now();
                 self.pool.restore(entry, now);
                 None
             }
@@ -612,7 +611,7 @@ impl Shard {
         let Some(owner) = cluster.spill_target(&bucket) else {
             return Some((ticket, bucket));
         };
-        if let Some(local) = self.matchmaker.take_local(ticket) {
+        if let Some(local) = self.matchmaker.take_local(ticket, now) {
             if let Err(local) = cluster.spill(local, owner, now) {
                 // Cut off from NATS meanwhile: it waits on here.
                 let placed = self.matchmaker.place(*local, now);
@@ -702,7 +701,7 @@ impl Handler<WithdrawRemote> for Shard {
     type Result = ();
 
     fn handle(&mut self, WithdrawRemote(ticket): WithdrawRemote, _: &mut Self::Context) {
-        self.matchmaker.withdraw_remote(ticket);
+        self.matchmaker.withdraw_remote(ticket, Instant::now());
         self.publish();
     }
 }

@@ -449,8 +449,8 @@ pub async fn drain(
             Ok(None) => anyhow::bail!("the NATS subscription ended"),
             Err(_) => {}
         }
-        // Gone: no heartbeat for three intervals of the default cadence.
-        if last_heard.elapsed() >= Duration::from_millis(1500) {
+        // Gone: no heartbeat for three intervals of the cluster's cadence.
+        if last_heard.elapsed() >= 3 * args.cluster_heartbeat {
             progress(&format!("{} has left the cluster", node.0));
             return Ok(());
         }

@@ -17,6 +17,23 @@ pub enum InterestError {
     TooLong,
 }
 
+/// How many items two sorted lists without duplicates share (one merge pass).
+pub(super) fn count_shared<T: Ord>(a: &[T], b: &[T]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
 impl Interests {
     /// At most this many tags.
     pub const MAX_TAGS: usize = 20;
@@ -60,20 +77,7 @@ impl Interests {
 
     /// How many tags both have.
     pub fn overlap_count(&self, other: &Interests) -> usize {
-        let (mut i, mut j, mut n) = (0, 0, 0);
-        let (a, b) = (self.tags(), other.tags());
-        while i < a.len() && j < b.len() {
-            match a[i].cmp(&b[j]) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    n += 1;
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-        n
+        count_shared(self.tags(), other.tags())
     }
 
     /// The tags both have, sorted: the same list whichever side asks.

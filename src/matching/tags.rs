@@ -107,19 +107,7 @@ impl TagIds {
 
     /// How many ids two sorted lists share.
     pub fn overlap(a: &[TagId], b: &[TagId]) -> usize {
-        let (mut i, mut j, mut n) = (0, 0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].cmp(&b[j]) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    n += 1;
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-        n
+        super::interests::count_shared(a, b)
     }
 }
 

@@ -255,11 +255,25 @@ pub async fn pair(addr: SocketAddr) -> (Client, Client, ChatId) {
 
 /// A plain HTTP GET over a real socket: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_get_with(addr, path, &[]).await;
+    (status, body)
+}
+
+/// A plain HTTP GET with extra request headers: (status, head lower-cased, body).
+pub async fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     let mut stream = tokio::time::timeout(STEP, TcpStream::connect(addr))
         .await
         .unwrap()
         .unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     tokio::time::timeout(STEP, stream.read_to_end(&mut response))
@@ -267,16 +281,13 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .unwrap()
         .unwrap();
     let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status line");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
 fn placeholder_welcome() -> Welcome {

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use tandem::admin::AdminStats;
 use tandem::web::assets;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::ADMIN_TOKEN;
-use crate::common::{generous_args, start_server_with, Client, STEP};
+use crate::common::{generous_args, http_get_with, start_server_with, Client, STEP};
 
 /// Polls `probe` until it gives a value; panics after [`STEP`].
 async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
@@ -29,29 +28,6 @@ where
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// A GET with extra headers over a real socket: (status, head, body).
-async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut stream = tokio::time::timeout(STEP, tokio::net::TcpStream::connect(addr))
-        .await
-        .unwrap()
-        .unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(STEP, stream.read_to_end(&mut response))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
 /// Opens `/ws` with these headers: the welcome, or the refusal's status and body.
@@ -144,7 +120,7 @@ async fn the_dashboard_is_404_without_a_token_flag_and_401_without_the_token() {
         "/admin/api/stats".to_owned(),
         format!("/admin/assets/{version}/admin.js"),
     ] {
-        let (status, _, _) = get(
+        let (status, _, _) = http_get_with(
             off.addr,
             &path,
             &[("authorization", "Bearer anything-at-all")],
@@ -158,24 +134,24 @@ async fn the_dashboard_is_404_without_a_token_flag_and_401_without_the_token() {
     args.admin_token = Some(ADMIN_TOKEN.to_owned());
     let on = start_server_with(args);
     let addr = on.addr;
-    let (status, head, _) = get(addr, "/admin/api/stats", &[]).await;
+    let (status, head, _) = http_get_with(addr, "/admin/api/stats", &[]).await;
     assert_eq!(status, 401, "no token");
     assert!(head.contains("www-authenticate: bearer"), "{head}");
-    let (status, _, _) = get(
+    let (status, _, _) = http_get_with(
         addr,
         "/admin/api/stats",
         &[("authorization", "Bearer wrong-token-wrong-token")],
     )
     .await;
     assert_eq!(status, 401, "wrong token");
-    let (status, _, _) = get(
+    let (status, _, _) = http_get_with(
         addr,
         "/admin/api/stats",
         &[("authorization", &format!("Basic {ADMIN_TOKEN}"))],
     )
     .await;
     assert_eq!(status, 401, "not a bearer token");
-    let (status, _, _) = get(
+    let (status, _, _) = http_get_with(
         addr,
         "/admin/api/stats",
         &[("cookie", &format!("token={ADMIN_TOKEN}"))],
@@ -189,7 +165,7 @@ async fn the_dashboard_is_404_without_a_token_flag_and_401_without_the_token() {
     // The shard counts the waiting user when it has placed the ticket, just after `waiting`.
     let (head, stats) = eventually("the user counted as waiting", || async {
         let (status, head, body) =
-            get(addr, "/admin/api/stats", &[("authorization", &bearer)]).await;
+            http_get_with(addr, "/admin/api/stats", &[("authorization", &bearer)]).await;
         assert_eq!(status, 200, "{body}");
         let stats: AdminStats = serde_json::from_str(&body).unwrap();
         (stats.nodes[0].waiting == 1).then_some((head, stats))
@@ -205,17 +181,18 @@ async fn the_dashboard_is_404_without_a_token_flag_and_401_without_the_token() {
     assert_eq!(node.joins_total, 1);
     assert!(node.errors_total.contains_key("stale_chat"));
 
-    let (status, _, body) = get(addr, "/admin?token=wrong-token-wrong-token", &[]).await;
+    let (status, _, body) = http_get_with(addr, "/admin?token=wrong-token-wrong-token", &[]).await;
     assert_eq!(status, 401, "a wrong ?token= is refused");
     assert!(body.contains("id=\"login\""), "with the sign-in form");
-    let (status, head, body) = get(addr, &format!("/admin?token={ADMIN_TOKEN}"), &[]).await;
+    let (status, head, body) =
+        http_get_with(addr, &format!("/admin?token={ADMIN_TOKEN}"), &[]).await;
     assert_eq!(status, 200);
     assert!(head.contains("referrer-policy: no-referrer"), "{head}");
     assert!(
         !body.contains(ADMIN_TOKEN),
         "the page never echoes the token"
     );
-    let (status, _, _) = get(addr, "/admin", &[]).await;
+    let (status, _, _) = http_get_with(addr, "/admin", &[]).await;
     assert_eq!(status, 200, "the sign-in page itself holds no data");
     on.shutdown().await.unwrap();
 }
@@ -226,7 +203,7 @@ async fn pages_and_assets_carry_security_and_cache_headers() {
     let addr = server.addr;
     let version = assets::version();
 
-    let (status, head, body) = get(addr, "/", &[]).await;
+    let (status, head, body) = http_get_with(addr, "/", &[]).await;
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/html; charset=utf-8"));
     let csp = head
@@ -246,7 +223,7 @@ async fn pages_and_assets_carry_security_and_cache_headers() {
         .find_map(|l| l.strip_prefix("etag: "))
         .unwrap()
         .to_owned();
-    let (status, _, body) = get(addr, "/", &[("if-none-match", &etag)]).await;
+    let (status, _, body) = http_get_with(addr, "/", &[("if-none-match", &etag)]).await;
     assert_eq!(status, 304, "revalidation is cheap");
     assert!(body.is_empty());
 
@@ -255,7 +232,8 @@ async fn pages_and_assets_carry_security_and_cache_headers() {
         ("chat.css", "text/css"),
         ("icon.svg", "image/svg+xml"),
     ] {
-        let (status, head, _) = get(addr, &format!("/assets/{version}/{name}"), &[]).await;
+        let (status, head, _) =
+            http_get_with(addr, &format!("/assets/{version}/{name}"), &[]).await;
         assert_eq!(status, 200, "{name}");
         assert!(
             head.contains(&format!("content-type: {content_type}")),
@@ -264,7 +242,7 @@ async fn pages_and_assets_carry_security_and_cache_headers() {
         assert!(head.contains("immutable"), "{head}");
         assert!(head.contains("x-content-type-options: nosniff"));
     }
-    let (status, head, _) = get(addr, "/assets/0123456789ab/app.js", &[]).await;
+    let (status, head, _) = http_get_with(addr, "/assets/0123456789ab/app.js", &[]).await;
     assert_eq!(status, 200, "an old page still gets today's script");
     assert!(head.contains("cache-control: no-cache"), "{head}");
     for path in [
@@ -272,13 +250,13 @@ async fn pages_and_assets_carry_security_and_cache_headers() {
         format!("/assets/{version}/admin.js"),
         format!("/assets/{version}/..%2Fmod.rs"),
     ] {
-        assert_eq!(get(addr, &path, &[]).await.0, 404, "{path}");
+        assert_eq!(http_get_with(addr, &path, &[]).await.0, 404, "{path}");
     }
 
     let mut user = Client::connect(addr).await;
     user.join().await;
     let stats = eventually("the user counted as waiting", || async {
-        let (status, head, body) = get(addr, "/api/stats", &[]).await;
+        let (status, head, body) = http_get_with(addr, "/api/stats", &[]).await;
         assert_eq!(status, 200);
         assert!(head.contains("content-type: application/json"));
         let stats: tandem::web::PublicStats = serde_json::from_str(&body).unwrap();
