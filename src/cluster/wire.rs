@@ -243,12 +243,7 @@ impl WireTicket {
             bucket: WireBucket::of(&info.bucket),
             recent: info.recent.ids().iter().map(|s| s.0).collect(),
             waited_us: micros(now.saturating_duration_since(info.since)),
-            interests: info
-                .interests
-                .tags()
-                .iter()
-                .map(|t| t.to_string())
-                .collect(),
+            interests: info.interests.tags().map(|t| t.to_string()).collect(),
             random_in_us: info.random_from.map(|at| {
                 if at >= now {
                     micros(at - now).min(i64::MAX as u64) as i64

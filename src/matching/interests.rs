@@ -1,14 +1,45 @@
 //! Interest tags: normalised once at join, compared as sorted lists.
+//!
+//! Each tag also gets a [`Fingerprint`] at join, in the user's session: the waiting pool
+//! (one shard's serial work) then finds a tag's queue by an integer, without hashing or
+//! comparing text.
 
-use std::sync::Arc;
+use std::hash::BuildHasher;
+use std::sync::{Arc, LazyLock};
 
 /// One normalised interest tag.
 pub type Tag = Arc<str>;
 
+/// A tag's identity for the waiting pool: 128 bits of two SipHash functions under keys drawn
+/// at random when the process starts. Two different tags get the same fingerprint with a
+/// probability of about 2^-128 per pair, and a client cannot aim for a collision without the
+/// keys. Fingerprints never leave the process (other nodes receive the text and make their
+/// own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(u128);
+
+static FINGERPRINT_KEYS: LazyLock<[std::collections::hash_map::RandomState; 2]> =
+    LazyLock::new(Default::default);
+
+impl Fingerprint {
+    /// The fingerprint of a normalised tag.
+    pub fn of(tag: &str) -> Self {
+        let [a, b] = &*FINGERPRINT_KEYS;
+        Self((a.hash_one(tag) as u128) << 64 | b.hash_one(tag) as u128)
+    }
+}
+
+/// One interest of a user: the tag and its fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interest {
+    pub tag: Tag,
+    pub print: Fingerprint,
+}
+
 /// A user's interests: normalised, sorted, without duplicates; shared by every ticket of the
 /// user without copying. No interests allocate nothing (most users have none).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Interests(Option<Arc<[Tag]>>);
+pub struct Interests(Option<Arc<[Interest]>>);
 
 /// Why a list of interests was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,12 +93,24 @@ impl Interests {
         if tags.is_empty() {
             return Ok(Self(None));
         }
-        Ok(Self(Some(tags.into_iter().map(Tag::from).collect())))
+        Ok(Self(Some(
+            tags.into_iter()
+                .map(|tag| Interest {
+                    print: Fingerprint::of(&tag),
+                    tag: Tag::from(tag),
+                })
+                .collect(),
+        )))
+    }
+
+    /// The interests, sorted by tag.
+    pub fn list(&self) -> &[Interest] {
+        self.0.as_deref().unwrap_or(&[])
     }
 
     /// The tags, sorted.
-    pub fn tags(&self) -> &[Tag] {
-        self.0.as_deref().unwrap_or(&[])
+    pub fn tags(&self) -> impl ExactSizeIterator<Item = &Tag> {
+        self.list().iter().map(|interest| &interest.tag)
     }
 
     /// Whether there are none.
@@ -77,26 +120,32 @@ impl Interests {
 
     /// How many tags both have.
     pub fn overlap_count(&self, other: &Interests) -> usize {
-        count_shared(self.tags(), other.tags())
+        self.shared(other).count()
     }
 
     /// The tags both have, sorted: the same list whichever side asks.
     pub fn overlap(&self, other: &Interests) -> Vec<String> {
+        self.shared(other).map(|tag| tag.to_string()).collect()
+    }
+
+    /// The tags both have, in order (one merge pass over the two sorted lists).
+    fn shared<'a>(&'a self, other: &'a Interests) -> impl Iterator<Item = &'a Tag> {
+        let (a, b) = (self.list(), other.list());
         let (mut i, mut j) = (0, 0);
-        let (a, b) = (self.tags(), other.tags());
-        let mut common = Vec::new();
-        while i < a.len() && j < b.len() {
-            match a[i].cmp(&b[j]) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    common.push(a[i].to_string());
-                    i += 1;
-                    j += 1;
+        std::iter::from_fn(move || {
+            while i < a.len() && j < b.len() {
+                match a[i].tag.cmp(&b[j].tag) {
+                    std::cmp::Ordering::Less => i += 1,
+                    std::cmp::Ordering::Greater => j += 1,
+                    std::cmp::Ordering::Equal => {
+                        i += 1;
+                        j += 1;
+                        return Some(&a[i - 1].tag);
+                    }
                 }
             }
-        }
-        common
+            None
+        })
     }
 }
 
@@ -111,7 +160,7 @@ mod tests {
     #[test]
     fn tags_are_trimmed_lower_cased_and_deduplicated() {
         let i = tags(&[" Music ", "MUSIC", "Ünïcode", "", "  "]).unwrap();
-        let names: Vec<&str> = i.tags().iter().map(|t| t.as_ref()).collect();
+        let names: Vec<&str> = i.tags().map(|t| t.as_ref()).collect();
         assert_eq!(names, ["music", "ünïcode"]);
     }
 

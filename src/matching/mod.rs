@@ -12,13 +12,14 @@ mod hash;
 mod interests;
 mod pool;
 mod prefs;
+mod slab;
 mod tags;
 mod ticket;
 
 pub use country::{Country, CountryFilter};
 pub use gender::{Gender, GenderFilter};
 pub use hash::FastHasher;
-pub use interests::{InterestError, Interests, Tag};
+pub use interests::{Fingerprint, Interest, InterestError, Interests, Tag};
 pub use pool::{WaitingPool, SCAN_LIMIT};
 pub use prefs::{JoinRules, Lang, Mode, PrefError, Preferences, SpyMode};
 pub use ticket::{

@@ -1,72 +1,98 @@
-//! Interest tags as small integers, per pool.
+//! Interest tags as small integers, per pool and bucket, each with its queue.
 //!
-//! Tags are chosen by clients, so the one map from a tag's text to its id uses a randomly
-//! keyed hasher (a client cannot make its tags collide); everything after that (interest
-//! queue keys, overlaps between two users) works on integers: no string hashing, comparing
-//! or pointer chasing while a partner is searched for. Ids are reference counted by the
-//! waiting entries that hold them and reused once free, so the table stays as large as the
-//! set of tags in use, whatever clients send over time.
+//! The pool knows tags by their fingerprints (made at join, in the user's session, with
+//! secret keys: a client cannot make its tags collide, so the fast hasher is safe on them),
+//! and turns each (bucket, fingerprint) into a small id; everything after that (finding a
+//! tag's queue, overlaps between two users) works on integers: no string hashing, comparing
+//! or pointer chasing while a partner is searched for. An id indexes its queue directly, so
+//! a user's queues are found from its ids without a lookup. An id lives while its queue
+//! holds someone and is reused once free, so the table stays as large as the set of tags in
+//! use, whatever clients send over time.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 
-use super::Tag;
+use super::hash::FastBuild;
+use super::{BucketKey, Fingerprint};
 
-/// A tag's id within one pool.
+/// A (bucket, tag)'s id within one pool.
 pub type TagId = u32;
 
-/// The tags in use in a pool.
-#[derive(Debug, Default)]
-pub struct TagTable {
-    ids: HashMap<Tag, TagId, RandomState>,
-    /// Per id: its tag and how many waiting entries hold it (`None`: free).
-    uses: Vec<Option<(Tag, u32)>>,
+/// One id's place: its (bucket, tag) while in use, and its queue (kept, emptied, when the id
+/// is freed: a busy tag empties and refills thousands of times a second).
+#[derive(Debug)]
+struct TagPlace<Q> {
+    key: Option<(BucketKey, Fingerprint)>,
+    queue: Q,
+}
+
+/// The (bucket, tag) pairs in use in a pool, and their queues.
+#[derive(Debug)]
+pub struct TagTable<Q> {
+    ids: HashMap<(BucketKey, Fingerprint), TagId, FastBuild>,
+    places: Vec<TagPlace<Q>>,
     free: Vec<TagId>,
 }
 
-impl TagTable {
-    /// The id of `tag`, made if new; one more entry holds it.
-    pub fn acquire(&mut self, tag: &Tag) -> TagId {
-        if let Some(&id) = self.ids.get(tag) {
-            if let Some((_, count)) = &mut self.uses[id as usize] {
-                *count += 1;
-            }
-            return id;
+impl<Q> Default for TagTable<Q> {
+    fn default() -> Self {
+        Self {
+            ids: HashMap::default(),
+            places: Vec::new(),
+            free: Vec::new(),
         }
+    }
+}
+
+impl<Q: Default> TagTable<Q> {
+    /// The id of `tag` in `bucket`, made (with an empty queue) if new.
+    pub fn acquire(&mut self, bucket: BucketKey, tag: Fingerprint) -> TagId {
+        let entry = match self.ids.entry((bucket, tag)) {
+            std::collections::hash_map::Entry::Occupied(found) => return *found.get(),
+            std::collections::hash_map::Entry::Vacant(entry) => entry,
+        };
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
-                self.uses.push(None);
-                TagId::try_from(self.uses.len() - 1).expect("fewer than 2^32 tags in use")
+                self.places.push(TagPlace {
+                    key: None,
+                    queue: Q::default(),
+                });
+                TagId::try_from(self.places.len() - 1).expect("fewer than 2^32 tags in use")
             }
         };
-        self.uses[id as usize] = Some((Tag::clone(tag), 1));
-        self.ids.insert(Tag::clone(tag), id);
+        self.places[id as usize].key = Some((bucket, tag));
+        entry.insert(id);
         id
     }
 
-    /// The id of `tag`, if some entry holds it.
-    pub fn get(&self, tag: &Tag) -> Option<TagId> {
-        self.ids.get(tag).copied()
+    /// The id of `tag` in `bucket`, if it is in use.
+    pub fn get(&self, bucket: BucketKey, tag: Fingerprint) -> Option<TagId> {
+        self.ids.get(&(bucket, tag)).copied()
     }
 
-    /// One entry fewer holds `id`; the id is freed with the last.
+    /// The queue of `id`.
+    pub fn queue(&mut self, id: TagId) -> &mut Q {
+        &mut self.places[id as usize].queue
+    }
+
+    /// Frees `id`, whose queue the caller has emptied.
     pub fn release(&mut self, id: TagId) {
-        let Some(slot) = self.uses.get_mut(id as usize) else {
+        let Some(key) = self.places[id as usize].key.take() else {
             return;
         };
-        let Some((tag, count)) = slot else {
-            return;
-        };
-        *count -= 1;
-        if *count == 0 {
-            self.ids.remove(&*tag);
-            *slot = None;
-            self.free.push(id);
-        }
+        self.ids.remove(&key);
+        self.free.push(id);
     }
 
-    /// Tags in use.
+    /// The queues of the ids in use.
+    pub(super) fn queues(&self) -> impl Iterator<Item = &Q> {
+        self.places
+            .iter()
+            .filter(|place| place.key.is_some())
+            .map(|place| &place.queue)
+    }
+
+    /// Ids in use.
     pub(super) fn len(&self) -> usize {
         self.ids.len()
     }
@@ -116,20 +142,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_counted_and_reused_once_free() {
-        let mut table = TagTable::default();
-        let music = Tag::from("music");
-        let chess = Tag::from("chess");
-        let a = table.acquire(&music);
-        assert_eq!(table.acquire(&music), a);
-        let b = table.acquire(&chess);
-        assert_ne!(a, b);
+    fn ids_are_per_bucket_and_reused_once_free() {
+        let text = BucketKey {
+            mode: super::super::Mode::Text,
+            lang: super::super::Lang::EN,
+        };
+        let video = BucketKey {
+            mode: super::super::Mode::Video,
+            ..text
+        };
+        let mut table = TagTable::<Vec<u32>>::default();
+        let music = Fingerprint::of("music");
+        let a = table.acquire(text, music);
+        assert_eq!(table.acquire(text, music), a);
+        assert_eq!(table.get(text, music), Some(a));
+        let b = table.acquire(video, music);
+        assert_ne!(a, b, "one id per bucket");
+        table.queue(a).push(7);
+        table.queue(a).clear();
         table.release(a);
-        assert_eq!(table.get(&music), Some(a), "still held once");
-        table.release(a);
-        assert_eq!(table.get(&music), None);
+        assert_eq!(table.get(text, music), None);
+        assert_eq!(table.get(video, music), Some(b));
         assert_eq!(table.len(), 1);
-        let go = table.acquire(&Tag::from("go"));
+        let go = table.acquire(text, Fingerprint::of("go"));
         assert_eq!(go, a, "the freed id is reused");
     }
 
