@@ -9,6 +9,7 @@ mod country;
 mod deadlines;
 mod gender;
 mod hash;
+mod huge;
 mod interests;
 mod pool;
 mod prefs;

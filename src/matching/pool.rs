@@ -199,9 +199,6 @@ impl<T> WaitingPool<T> {
 
     fn put(&mut self, entry: Waiting<T>, front: bool, now: Instant) {
         let id = entry.ticket.id;
-        // Replaced (rare; ids are unique per wait): the old stay ends first, so that the
-        // tags it frees are not the ones the new stay is given.
-        self.remove(id);
         let bucket = entry.ticket.bucket;
         let in_random = entry.ticket.random_ok(now);
         let fallback = entry.ticket.random_from.filter(|_| !in_random);
@@ -219,7 +216,6 @@ impl<T> WaitingPool<T> {
             in_random,
             tags,
         });
-        self.index.insert(id, handle);
         if in_random {
             let queue = match self.random.entry(bucket) {
                 Entry::Occupied(found) => found.into_mut(),
@@ -236,6 +232,14 @@ impl<T> WaitingPool<T> {
         }
         for &tag in queues.as_slice() {
             self.tags.queue(tag).push(handle, front);
+        }
+        if let Some(old) = self.index.insert(id, handle) {
+            // Replaced (rare; ids are unique per wait). Only now, with the new stay in its
+            // queues, may the old one leave them: a queue it empties would free its tag's
+            // id, which the new stay may hold too.
+            if let Some(slot) = self.slab.remove(old) {
+                self.forget(&slot, old);
+            }
         }
         self.check_invariant();
     }
@@ -682,6 +686,22 @@ mod tests {
             .expect("the one left is due");
         assert_eq!(due.ticket.id, TicketId(0));
         assert!(pool.take_due_fallback(now + wait).is_none());
+    }
+
+    #[test]
+    fn a_ticket_put_again_replaces_its_old_stay_and_keeps_its_tags() {
+        let now = Instant::now();
+        let mut pool = WaitingPool::new();
+        pool.insert(with_interests(1, &["music", "chess"], None, now), now);
+        pool.insert(with_interests(1, &["music"], None, now), now);
+        assert_eq!(pool.len(), 1);
+        let newcomer = with_interests(2, &["music"], None, now).ticket;
+        let taken = pool
+            .take_partner(&newcomer, now)
+            .expect("found through music");
+        assert_eq!(taken.ticket.interests.tags().count(), 1, "the new stay");
+        assert!(pool.is_empty());
+        assert_eq!(pool.tags.len(), 0, "no tag is left in use");
     }
 
     #[test]

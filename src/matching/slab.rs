@@ -205,6 +205,8 @@ impl<E: Entry> Slab<E> {
             }
             None => {
                 let index = u32::try_from(self.entries.len()).expect("fewer than 2^32 waiting");
+                super::huge::reserve_one(&mut self.summaries);
+                super::huge::reserve_one(&mut self.entries);
                 self.summaries
                     .push(Summary::of(entry.ticket(), entry.tag_ids(), 0, origin));
                 self.entries.push(Some(entry));
