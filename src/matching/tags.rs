@@ -85,6 +85,7 @@ impl<Q: Default> TagTable<Q> {
     }
 
     /// The queues of the ids in use.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))] // for the debug invariant check
     pub(super) fn queues(&self) -> impl Iterator<Item = &Q> {
         self.places
             .iter()
@@ -93,6 +94,7 @@ impl<Q: Default> TagTable<Q> {
     }
 
     /// Ids in use.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))] // for the debug invariant check
     pub(super) fn len(&self) -> usize {
         self.ids.len()
     }
