@@ -47,7 +47,7 @@ impl<K: Copy> Deadlines<K> {
         self.len += 1;
     }
 
-    /// Deadlines held.
+    /// Deadlines held (added and not yet taken).
     pub fn len(&self) -> usize {
         self.len
     }

@@ -10,11 +10,12 @@ use std::sync::{Arc, LazyLock};
 /// One normalised interest tag.
 pub type Tag = Arc<str>;
 
-/// A tag's identity for the waiting pool: 128 bits of two SipHash functions under keys drawn
-/// at random when the process starts. Two different tags get the same fingerprint with a
-/// probability of about 2^-128 per pair, and a client cannot aim for a collision without the
-/// keys. Fingerprints never leave the process (other nodes receive the text and make their
-/// own).
+/// A tag's identity for the waiting pool: 128 bits from two SipHash functions under keys
+/// drawn at random when the process starts (std's `RandomState`, whose two instances share
+/// half their key; SipHash is built to behave as unrelated functions under such keys). Two
+/// different tags would have to agree on both 64-bit halves, about a 2^-128 chance per pair,
+/// and a client cannot aim for a collision without the keys, which it never sees.
+/// Fingerprints never leave the process (other nodes receive the text and make their own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(u128);
 

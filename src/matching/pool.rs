@@ -87,8 +87,8 @@ impl Queue {
 }
 
 impl<T> Slot<T> {
-    /// Whether the entry has a deadline in the pool's `fallbacks` (waits for a shared
-    /// interest, and will accept a random partner later).
+    /// Whether the entry has a deadline in the pool's `fallbacks`, or taken from there into
+    /// `due` (waits for a shared interest, and will accept a random partner later).
     fn in_wait(&self) -> bool {
         !self.in_random && self.waiting.ticket.random_from.is_some()
     }
@@ -426,6 +426,32 @@ impl<T> WaitingPool<T> {
                 self.tags.len(),
                 "the tag table holds the tags in use"
             );
+            assert_eq!(
+                self.slab.iter().filter(|slot| slot.in_wait()).count(),
+                self.in_wait,
+                "users in their interest wait"
+            );
+            for slot in self.slab.iter() {
+                let ticket = &slot.waiting.ticket;
+                let mut prints: Vec<_> = slot
+                    .tags
+                    .as_slice()
+                    .iter()
+                    .map(|&id| self.tags.key(id).expect("an entry's tag ids are in use"))
+                    .collect();
+                let mut expected: Vec<_> = ticket
+                    .interests
+                    .list()
+                    .iter()
+                    .map(|interest| (ticket.bucket, interest.print))
+                    .collect();
+                prints.sort_unstable();
+                expected.sort_unstable();
+                assert_eq!(
+                    prints, expected,
+                    "an entry's tag ids name its bucket and tags"
+                );
+            }
             let queues = || self.random.values().chain(self.tags.queues());
             let empty = self.random.values().filter(|q| q.counted_empty).count();
             assert_eq!(empty, self.empty_queues, "empty queue count");

@@ -93,6 +93,12 @@ impl<Q: Default> TagTable<Q> {
             .map(|place| &place.queue)
     }
 
+    /// The (bucket, tag) `id` stands for, if in use.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))] // for the debug invariant check
+    pub(super) fn key(&self, id: TagId) -> Option<(BucketKey, Fingerprint)> {
+        self.places.get(id as usize)?.key
+    }
+
     /// Ids in use.
     #[cfg_attr(not(debug_assertions), allow(dead_code))] // for the debug invariant check
     pub(super) fn len(&self) -> usize {
