@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::nats::{free_port, NatsServer};
-use common::{generous_args, http_get, Client, STEP};
+use common::{generous_args, http_get, join_with, Client, STEP};
 use tandem::config::ServeArgs;
 use tandem::ids::NodeId;
 use tandem::matching::{BucketKey, Lang, Mode};
-use tandem::protocol::{ClientMsg, EndReason, ErrorCode, Join, ServerMsg, SignalData};
+use tandem::protocol::{ClientMsg, EndReason, ErrorCode, ServerMsg, SignalData};
 use tandem::RunningServer;
 
 /// Args of a node `id` of the test cluster on `nats`.
@@ -86,15 +86,6 @@ async fn metric(addr: SocketAddr, name: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
-fn join_with(f: impl FnOnce(&mut Join)) -> ClientMsg {
-    let mut j = Join {
-        adult: true,
-        ..Join::default()
-    };
-    f(&mut j);
-    ClientMsg::Join(j)
 }
 
 #[actix_rt::test]
@@ -253,39 +244,29 @@ async fn interests_and_countries_pair_across_nodes() {
     let b = with_country(&ids[1]);
     formed(&[&a, &b]).await;
 
+    // A user from `country` on `node`, waiting for a shared interest and nothing else.
+    let waiting = |node: SocketAddr,
+                   country: &'static str,
+                   tags: &'static [&'static str],
+                   only: &'static [&'static str]| async move {
+        let mut client = Client::connect_with_headers(node, &[("X-Country", country)]).await;
+        client
+            .send(&join_with(|j| {
+                j.interests = tags.iter().map(|t| t.to_string()).collect();
+                j.interests_only = true;
+                j.countries = only.iter().map(|c| c.to_string()).collect();
+            }))
+            .await;
+        assert_eq!(client.recv().await, ServerMsg::Waiting);
+        client
+    };
     // On a: a German chess and go player who wants Germans only, a French poker player,
     // and a French go player (refused by the German's filter).
-    let mut de_a = Client::connect_with_headers(a.addr, &[("X-Country", "DE")]).await;
-    de_a.send(&join_with(|j| {
-        j.interests = vec!["Chess".into(), "go".into()];
-        j.interests_only = true;
-        j.countries = vec!["DE".into()];
-    }))
-    .await;
-    assert_eq!(de_a.recv().await, ServerMsg::Waiting);
-    let mut fr_a = Client::connect_with_headers(a.addr, &[("X-Country", "FR")]).await;
-    fr_a.send(&join_with(|j| {
-        j.interests = vec!["poker".into()];
-        j.interests_only = true;
-    }))
-    .await;
-    assert_eq!(fr_a.recv().await, ServerMsg::Waiting);
-
-    let mut fr_b = Client::connect_with_headers(a.addr, &[("X-Country", "FR")]).await;
-    fr_b.send(&join_with(|j| {
-        j.interests = vec!["go".into()];
-        j.interests_only = true;
-    }))
-    .await;
-    assert_eq!(fr_b.recv().await, ServerMsg::Waiting);
+    let mut de_a = waiting(a.addr, "DE", &["Chess", "go"], &["DE"]).await;
+    let mut fr_a = waiting(a.addr, "FR", &["poker"], &[]).await;
+    let mut fr_b = waiting(a.addr, "FR", &["go"], &[]).await;
     // On b, with nobody to meet there: a German go and music fan.
-    let mut de_b = Client::connect_with_headers(b.addr, &[("X-Country", "DE")]).await;
-    de_b.send(&join_with(|j| {
-        j.interests = vec!["GO".into(), "music".into()];
-        j.interests_only = true;
-    }))
-    .await;
-    assert_eq!(de_b.recv().await, ServerMsg::Waiting);
+    let mut de_b = waiting(b.addr, "DE", &["GO", "music"], &[]).await;
 
     let m_a = de_a.matched().await;
     let m_b = de_b.matched().await;

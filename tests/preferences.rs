@@ -5,19 +5,10 @@ mod common;
 
 use std::time::Instant;
 
-use common::{start_server, start_server_with, test_args, Client};
+use common::{join_with, start_server, start_server_with, test_args, Client};
 use serde_json::json;
-use tandem::protocol::{ClientMsg, ErrorCode, Join, ServerMsg};
+use tandem::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use tokio_tungstenite::tungstenite::Message;
-
-fn join_with(f: impl FnOnce(&mut Join)) -> ClientMsg {
-    let mut join = Join {
-        adult: true,
-        ..Join::default()
-    };
-    f(&mut join);
-    ClientMsg::Join(join)
-}
 
 fn tags(list: &[&str]) -> Vec<String> {
     list.iter().map(|t| t.to_string()).collect()

@@ -3,18 +3,9 @@
 
 mod common;
 
-use common::{generous_server, Client};
+use common::{generous_server, join_with as join, Client};
 use tandem::ids::ChatId;
-use tandem::protocol::{ClientMsg, EndReason, ErrorCode, Join, Matched, ServerMsg, SpyRole};
-
-fn join(f: impl FnOnce(&mut Join)) -> ClientMsg {
-    let mut j = Join {
-        adult: true,
-        ..Join::default()
-    };
-    f(&mut j);
-    ClientMsg::Join(j)
-}
+use tandem::protocol::{ClientMsg, EndReason, ErrorCode, Matched, ServerMsg, SpyRole};
 
 async fn spy_joins(client: &mut Client, question: &str) {
     client

@@ -84,10 +84,17 @@ pub async fn run_loadtest(
 
 /// A join that every test may use.
 pub fn join() -> ClientMsg {
-    ClientMsg::Join(Join {
+    join_with(|_| {})
+}
+
+/// A join with the adult confirmation, changed by `f`.
+pub fn join_with(f: impl FnOnce(&mut Join)) -> ClientMsg {
+    let mut join = Join {
         adult: true,
         ..Join::default()
-    })
+    };
+    f(&mut join);
+    ClientMsg::Join(join)
 }
 
 /// A WebSocket client speaking the protocol.
