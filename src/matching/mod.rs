@@ -10,8 +10,11 @@ mod deadlines;
 mod gender;
 mod hash;
 mod huge;
+mod index;
 mod interests;
 mod pool;
+#[cfg(test)]
+mod pool_model;
 mod prefs;
 mod slab;
 mod tags;

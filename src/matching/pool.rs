@@ -7,8 +7,9 @@
 //! the front of those queues only (the users who waited longest), a bounded number of live
 //! entries each, so joining, matching and leaving cost O(the user's interests), whatever the
 //! pool's size. Removal is O(the user's interests) too: the entry leaves the index at once
-//! and its queue slots become tombstones, dropped when they reach the front or when
-//! tombstones outnumber the living in that queue.
+//! when withdrawn by id, in a later batch when taken by a search (see `index.rs`), and its
+//! queue slots become tombstones, dropped when they reach the front or when tombstones
+//! outnumber the living in that queue.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -16,7 +17,8 @@ use std::time::Instant;
 
 use super::deadlines::Deadlines;
 use super::hash::FastBuild;
-use super::slab::{Handle, Slab, Summary, Verdict};
+use super::index::TicketIndex;
+use super::slab::{prefetch_all, Handle, Slab, Summary, Verdict};
 use super::tags::{TagId, TagIds, TagTable};
 use super::{BucketKey, TicketInfo, Waiting};
 use crate::ids::TicketId;
@@ -39,7 +41,7 @@ struct Queue {
     /// Handles in arrival order; stale ones are tombstones.
     order: VecDeque<Handle>,
     /// How many handles in `order` are live, to know when to compact.
-    live: usize,
+    live: u32,
     /// Whether this (random) queue is counted in `empty_queues` (emptied, kept for reuse).
     counted_empty: bool,
 }
@@ -54,6 +56,14 @@ struct Slot<T> {
 }
 
 impl Queue {
+    /// Asks the CPU to start loading the summaries of the first candidates a scan of this
+    /// queue will look at.
+    fn prefetch_candidates<E: super::slab::Entry>(&self, slab: &Slab<E>) {
+        for &handle in self.order.iter().take(PREFETCH) {
+            slab.prefetch(handle);
+        }
+    }
+
     fn push(&mut self, handle: Handle, front: bool) {
         if front {
             self.order.push_front(handle);
@@ -79,7 +89,7 @@ impl Queue {
             }
             return true;
         }
-        if self.order.len() > 2 * self.live + 32 {
+        if self.order.len() > 2 * self.live as usize + 32 {
             self.order.retain(|h| slab.is_live(*h));
         }
         false
@@ -107,8 +117,8 @@ impl<T> super::slab::Entry for Slot<T> {
 #[derive(Debug)]
 pub struct WaitingPool<T> {
     slab: Slab<Slot<T>>,
-    /// Ticket id to its place, for withdrawals and fallbacks.
-    index: HashMap<TicketId, Handle, FastBuild>,
+    /// Ticket id to its place, for withdrawals by id.
+    index: TicketIndex,
     /// The random queue of each bucket.
     random: HashMap<BucketKey, Queue, FastBuild>,
     /// The interest queues: each (bucket, tag) in use as a small integer, and its queue at
@@ -144,7 +154,7 @@ impl<T> WaitingPool<T> {
     pub fn new() -> Self {
         Self {
             slab: Slab::new(),
-            index: HashMap::default(),
+            index: TicketIndex::default(),
             random: HashMap::default(),
             tags: TagTable::default(),
             empty_queues: 0,
@@ -157,17 +167,19 @@ impl<T> WaitingPool<T> {
 
     /// Waiting users.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.slab.len()
     }
 
     /// Whether nobody waits.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.slab.len() == 0
     }
 
     /// Whether this ticket waits here.
     pub fn contains(&self, id: TicketId) -> bool {
-        self.index.contains_key(&id)
+        self.index
+            .get(id)
+            .is_some_and(|handle| self.slab.is_live(handle))
     }
 
     /// The tickets waiting here (for checks and tests; not for the hot path).
@@ -202,15 +214,14 @@ impl<T> WaitingPool<T> {
         let bucket = entry.ticket.bucket;
         let in_random = entry.ticket.random_ok(now);
         let fallback = entry.ticket.random_from.filter(|_| !in_random);
-        let ids: Vec<TagId> = entry
-            .ticket
-            .interests
-            .list()
-            .iter()
-            .map(|interest| self.tags.acquire(bucket, interest.print))
-            .collect();
-        let tags = TagIds::new(ids);
-        let queues = tags.clone();
+        let mut ids = [0; super::Interests::MAX_TAGS];
+        let interests = entry.ticket.interests.list();
+        for (id, interest) in ids.iter_mut().zip(interests) {
+            *id = self.tags.acquire(bucket, interest.print);
+        }
+        let tags = TagIds::new(&mut ids[..interests.len()]);
+        // Sorted and without duplicates in place: the queues to join.
+        let queues = &ids[..tags.as_slice().len()];
         let handle = self.slab.insert(Slot {
             waiting: entry,
             in_random,
@@ -230,7 +241,7 @@ impl<T> WaitingPool<T> {
             self.fallbacks.add(from, handle);
             self.in_wait += 1;
         }
-        for &tag in queues.as_slice() {
+        for &tag in queues.iter() {
             self.tags.queue(tag).push(handle, front);
         }
         if let Some(old) = self.index.insert(id, handle) {
@@ -246,11 +257,9 @@ impl<T> WaitingPool<T> {
 
     /// Removes a user who stopped waiting; `None` if it was not here.
     pub fn remove(&mut self, id: TicketId) -> Option<Waiting<T>> {
-        let handle = self.index.remove(&id)?;
-        let slot = self
-            .slab
-            .remove(handle)
-            .expect("indexed entries are in the slab");
+        // A stale handle (its entry was taken by a partner search) is not here.
+        let handle = self.index.remove(id)?;
+        let slot = self.slab.remove(handle)?;
         self.forget(&slot, handle);
         self.check_invariant();
         Some(slot.waiting)
@@ -259,7 +268,11 @@ impl<T> WaitingPool<T> {
     /// Removes the entry at `handle` (found live by a scan).
     fn remove_at(&mut self, handle: Handle) -> Option<Waiting<T>> {
         let slot = self.slab.remove(handle)?;
-        self.index.remove(&slot.waiting.ticket.id);
+        // The caller reads (and in the end frees) the partner's interests and filter.
+        let ticket = &slot.waiting.ticket;
+        prefetch_all(ticket.interests.list());
+        prefetch_all(ticket.countries.codes());
+        self.index.remove_later(ticket.id, handle);
         self.forget(&slot, handle);
         self.check_invariant();
         Some(slot.waiting)
@@ -300,6 +313,19 @@ impl<T> WaitingPool<T> {
         }
         let mine = &mut mine[..known];
         mine.sort_unstable();
+        // The queues are scanned one after another, but what they read is fetched together:
+        // all headers, then all fronts, then the first candidates of each.
+        let queues = self.tags.addresses();
+        for &tag in mine.iter() {
+            queues.prefetch(tag);
+        }
+        for &tag in mine.iter() {
+            let (front, _) = self.tags.queue_ref(tag).order.as_slices();
+            prefetch_all(&front[..front.len().min(PREFETCH)]);
+        }
+        for &tag in mine.iter() {
+            self.tags.queue_ref(tag).prefetch_candidates(&self.slab);
+        }
 
         let Self {
             slab,
@@ -344,6 +370,11 @@ impl<T> WaitingPool<T> {
                     Some((_, o, since)) => overlap > o || (overlap == o && summary.since < since),
                 };
                 if better {
+                    // Likely taken: start loading what taking it reads.
+                    slab.prefetch_entry(handle);
+                    for &tag in summary.tags().unwrap_or_default() {
+                        queues.prefetch(tag);
+                    }
                     best = Some((handle, overlap, summary.since));
                 }
                 compared += 1;
@@ -353,6 +384,7 @@ impl<T> WaitingPool<T> {
         let mut chosen = best.map(|(handle, _, _)| handle);
         if chosen.is_none() && ticket.random_ok(now) {
             if let Some(queue) = random.get_mut(&ticket.bucket) {
+                queue.prefetch_candidates(slab);
                 scan(queue, slab, scratch, |handle, summary| {
                     match verdict(handle, summary) {
                         Verdict::No => true,
@@ -406,16 +438,21 @@ impl<T> WaitingPool<T> {
     /// Debug builds check the index, the slab and the queues agree after every change.
     fn check_invariant(&self) {
         #[cfg(debug_assertions)]
-        if self.index.len() < 4096 {
-            assert_eq!(
-                self.slab.iter().count(),
-                self.index.len(),
-                "slab and index agree"
-            );
-            for (id, handle) in &self.index {
-                let slot = self.slab.get(*handle).expect("indexed entries are live");
-                assert_eq!(slot.waiting.ticket.id, *id, "index points at its ticket");
+        if self.slab.len() < 4096 {
+            assert_eq!(self.slab.iter().count(), self.slab.len(), "live count");
+            let mut indexed = 0;
+            for (id, handle) in self.index.iter() {
+                if let Some(slot) = self.slab.get(handle) {
+                    assert_eq!(slot.waiting.ticket.id, id, "index points at its ticket");
+                    indexed += 1;
+                } else {
+                    assert!(
+                        self.index.is_deferred(id, handle),
+                        "a stale id is one whose removal is deferred"
+                    );
+                }
             }
+            assert_eq!(indexed, self.slab.len(), "every entry is indexed");
             let in_use: std::collections::HashSet<TagId> = self
                 .slab
                 .iter()
@@ -461,7 +498,7 @@ impl<T> WaitingPool<T> {
                     .iter()
                     .filter(|h| self.slab.is_live(**h))
                     .count();
-                assert_eq!(live, queue.live, "live count");
+                assert_eq!(live, queue.live as usize, "live count");
                 assert!(
                     queue.live > 0 || queue.order.is_empty(),
                     "tombstones in an empty queue"
@@ -473,14 +510,15 @@ impl<T> WaitingPool<T> {
                 .iter()
                 .map(|s| s.waiting.ticket.interests.tags().len() + s.in_random as usize)
                 .sum();
-            let live: usize = queues().map(|q| q.live).sum();
+            let live: usize = queues().map(|q| q.live as usize).sum();
             assert_eq!(slots, live, "every entry sits in exactly its queues");
         }
     }
 }
 
 /// Visits up to `SCAN_LIMIT` live entries of a queue from the front, by their summaries,
-/// until `visit` returns `false`. The tombstones it walks over are dropped as it goes (the
+/// until `visit` returns `false` (the caller has prefetched the first ones, with
+/// `Queue::prefetch_candidates`, together with those of its other queues). The tombstones it walks over are dropped as it goes (the
 /// scanned front is rewritten with the live handles only), so each tombstone costs one
 /// look, however many scans pass that way: a user paired through one interest leaves
 /// tombstones in the middle of its other interests' queues, and skipping them again on
@@ -491,9 +529,6 @@ fn scan<E: super::slab::Entry>(
     kept: &mut Vec<Handle>,
     mut visit: impl FnMut(Handle, &Summary) -> bool,
 ) {
-    for &handle in queue.order.iter().take(PREFETCH) {
-        slab.prefetch(handle);
-    }
     kept.clear();
     let mut position = 0;
     while position < queue.order.len() && kept.len() < SCAN_LIMIT {
@@ -642,7 +677,7 @@ mod tests {
         }
         let queue = &pool.random[&bucket(Mode::Text)];
         assert!(
-            queue.order.len() <= 2 * queue.live + 33,
+            queue.order.len() <= 2 * queue.live as usize + 33,
             "{}",
             queue.order.len()
         );
@@ -728,6 +763,30 @@ mod tests {
         assert_eq!(taken.ticket.interests.tags().count(), 1, "the new stay");
         assert!(pool.is_empty());
         assert_eq!(pool.tags.len(), 0, "no tag is left in use");
+    }
+
+    #[test]
+    fn a_taken_user_is_gone_by_id_and_found_again_when_put_back() {
+        let now = Instant::now();
+        let mut pool = WaitingPool::new();
+        pool.insert(ticket(1, Mode::Text, now), now);
+        let newcomer = ticket(2, Mode::Text, now).ticket;
+        let taken = pool.take_partner(&newcomer, now).expect("one waits");
+        // Its index entry is removed later, in a batch: until then it must read as gone.
+        assert!(!pool.contains(TicketId(1)));
+        assert!(pool.remove(TicketId(1)).is_none());
+        assert_eq!(pool.len(), 0);
+        // The claim failed: it is put back, and must survive the deferred removal.
+        pool.restore(taken, now);
+        for n in 10..100 {
+            pool.insert(ticket(n, Mode::Video, now), now);
+            let video = ticket(1000 + n, Mode::Video, now).ticket;
+            assert!(pool.take_partner(&video, now).is_some());
+        }
+        assert!(pool.contains(TicketId(1)));
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.remove(TicketId(1)).unwrap().ticket.id, TicketId(1));
+        assert!(pool.is_empty());
     }
 
     #[test]

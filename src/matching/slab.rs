@@ -22,6 +22,14 @@ pub(super) struct Handle {
     generation: u32,
 }
 
+impl Handle {
+    /// A handle made up, for tests of what stores handles.
+    #[cfg(test)]
+    pub fn at(index: u32, generation: u32) -> Self {
+        Self { index, generation }
+    }
+}
+
 /// How many tag ids a summary holds; users with more have theirs compared from the entry.
 const SUMMARY_TAGS: usize = 6;
 /// How many countries of a user's country filter a summary holds; a longer filter is read
@@ -32,6 +40,41 @@ const SUMMARY_COUNTRIES: usize = 3;
 const LIVE: u8 = 1;
 /// College mode: college users meet only each other, the domains are in the entry.
 const COLLEGE: u8 = 2;
+
+/// Asks the CPU to start loading `values`, which the caller is about to read: in a pool of
+/// a million, most of what a partner search touches is a miss to memory, and misses started
+/// together are waited for together. An empty slice is not touched (its address may be
+/// dangling, and even a hint to an unmapped page costs a page walk).
+pub(super) fn prefetch_all<T>(values: &[T]) {
+    prefetch_bytes(values.as_ptr().cast(), std::mem::size_of_val(values));
+}
+
+/// Asks the CPU to start loading the value at `at`, which must point into a live
+/// allocation (it is not read: a raw pointer also lets the caller hint at one element of a
+/// vector while holding a mutable borrow of another).
+pub(super) fn prefetch_at<T>(at: *const T) {
+    prefetch_bytes(at.cast(), std::mem::size_of::<T>());
+}
+
+/// Every cache line `len` bytes from `start` touch, from the line holding the first byte to
+/// the line holding the last (a value need not start on a line).
+#[inline(always)]
+fn prefetch_bytes(start: *const i8, len: usize) {
+    if len == 0 {
+        return;
+    }
+    let first = start.wrapping_sub(start as usize % 64);
+    let last = start.wrapping_add(len - 1);
+    #[cfg(target_arch = "x86_64")]
+    for offset in (0..=(last as usize - first as usize)).step_by(64) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: prefetching is a hint that never faults and has no effect on memory
+        // (`wrapping_add` keeps the address arithmetic defined whatever the pointer).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(offset)) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (first, last);
+}
 
 /// What a partner search needs to know of a waiting user, in one cache line: enough to
 /// reject or accept most candidates without reading their entries.
@@ -180,6 +223,8 @@ pub(super) struct Slab<E> {
     summaries: Vec<Summary>,
     entries: Vec<Option<E>>,
     free: Vec<u32>,
+    /// Live entries.
+    len: usize,
 }
 
 impl<E: Entry> Slab<E> {
@@ -189,12 +234,19 @@ impl<E: Entry> Slab<E> {
             summaries: Vec::new(),
             entries: Vec::new(),
             free: Vec::new(),
+            len: 0,
         }
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// Stores an entry, and its summary.
     pub fn insert(&mut self, entry: E) -> Handle {
         let origin = *self.origin.get_or_insert(entry.ticket().since);
+        self.len += 1;
         match self.free.pop() {
             Some(index) => {
                 let generation = self.summaries[index as usize].generation;
@@ -222,15 +274,17 @@ impl<E: Entry> Slab<E> {
     /// at): in a large pool each is a miss to memory, and a scan that issues them all first
     /// waits for them together instead of one after another.
     pub fn prefetch(&self, handle: Handle) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(summary) = self.summaries.get(handle.index as usize) {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            // SAFETY: prefetching is a hint that never faults and has no effect on memory;
-            // the address is that of a live element of `summaries`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>((summary as *const Summary).cast::<i8>()) };
+            prefetch_at(summary);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = handle;
+    }
+
+    /// Asks the CPU to start loading the entry at `handle` (a partner search's best
+    /// candidate so far, likely to be taken: the entry is then moved out).
+    pub fn prefetch_entry(&self, handle: Handle) {
+        if let Some(entry) = self.entries.get(handle.index as usize) {
+            prefetch_at(entry);
+        }
     }
 
     /// The summary of the live entry at `handle`.
@@ -254,6 +308,7 @@ impl<E: Entry> Slab<E> {
         self.summary(handle)?;
         let index = handle.index as usize;
         let entry = self.entries[index].take()?;
+        self.len -= 1;
         let summary = &mut self.summaries[index];
         summary.flags = 0;
         // A place whose generation would wrap is retired, not reused: a stale handle to it
@@ -305,7 +360,7 @@ mod tests {
     #[test]
     fn stale_handles_find_nothing() {
         let mut slab = Slab::new();
-        let plain = |n| Plain(ticket(n), TagIds::new(vec![]));
+        let plain = |n| Plain(ticket(n), TagIds::new(&mut []));
         let id = |entry: Option<&Plain>| entry.map(|e| e.0.id);
         let a = slab.insert(plain(1));
         assert_eq!(slab.remove(a).map(|e| e.0.id), Some(TicketId(1)));
@@ -374,7 +429,7 @@ mod tests {
                     } else {
                         Verdict::Yes
                     };
-                    let summary = Summary::of(&candidate, &TagIds::new(vec![]), 0, now);
+                    let summary = Summary::of(&candidate, &TagIds::new(&mut []), 0, now);
                     assert_eq!(
                         summary.verdict(&newcomer, || &candidate),
                         expected,

@@ -17,19 +17,16 @@ use super::{BucketKey, Fingerprint};
 /// A (bucket, tag)'s id within one pool.
 pub type TagId = u32;
 
-/// One id's place: its (bucket, tag) while in use, and its queue (kept, emptied, when the id
-/// is freed: a busy tag empties and refills thousands of times a second).
-#[derive(Debug)]
-struct TagPlace<Q> {
-    key: Option<(BucketKey, Fingerprint)>,
-    queue: Q,
-}
-
 /// The (bucket, tag) pairs in use in a pool, and their queues.
 #[derive(Debug)]
 pub struct TagTable<Q> {
     ids: HashMap<(BucketKey, Fingerprint), TagId, FastBuild>,
-    places: Vec<TagPlace<Q>>,
+    /// The queue of each id (kept, emptied, when the id is freed: a busy tag empties and
+    /// refills thousands of times a second). Apart from the keys, so that the queue headers
+    /// every search reads are packed densely in the cache.
+    queues: Vec<Q>,
+    /// The (bucket, tag) each id stands for while in use.
+    keys: Vec<Option<(BucketKey, Fingerprint)>>,
     free: Vec<TagId>,
 }
 
@@ -37,7 +34,8 @@ impl<Q> Default for TagTable<Q> {
     fn default() -> Self {
         Self {
             ids: HashMap::default(),
-            places: Vec::new(),
+            queues: Vec::new(),
+            keys: Vec::new(),
             free: Vec::new(),
         }
     }
@@ -53,14 +51,12 @@ impl<Q: Default> TagTable<Q> {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
-                self.places.push(TagPlace {
-                    key: None,
-                    queue: Q::default(),
-                });
-                TagId::try_from(self.places.len() - 1).expect("fewer than 2^32 tags in use")
+                self.queues.push(Q::default());
+                self.keys.push(None);
+                TagId::try_from(self.queues.len() - 1).expect("fewer than 2^32 tags in use")
             }
         };
-        self.places[id as usize].key = Some((bucket, tag));
+        self.keys[id as usize] = Some((bucket, tag));
         entry.insert(id);
         id
     }
@@ -70,14 +66,27 @@ impl<Q: Default> TagTable<Q> {
         self.ids.get(&(bucket, tag)).copied()
     }
 
+    /// The queue of `id`, to read.
+    pub fn queue_ref(&self, id: TagId) -> &Q {
+        &self.queues[id as usize]
+    }
+
+    /// Where the queues are, to prefetch one while another is borrowed.
+    pub fn addresses(&self) -> QueueAddresses<Q> {
+        QueueAddresses {
+            queues: self.queues.as_ptr(),
+            len: self.queues.len(),
+        }
+    }
+
     /// The queue of `id`.
     pub fn queue(&mut self, id: TagId) -> &mut Q {
-        &mut self.places[id as usize].queue
+        &mut self.queues[id as usize]
     }
 
     /// Frees `id`, whose queue the caller has emptied.
     pub fn release(&mut self, id: TagId) {
-        let Some(key) = self.places[id as usize].key.take() else {
+        let Some(key) = self.keys[id as usize].take() else {
             return;
         };
         self.ids.remove(&key);
@@ -87,22 +96,40 @@ impl<Q: Default> TagTable<Q> {
     /// The queues of the ids in use.
     #[cfg_attr(not(debug_assertions), allow(dead_code))] // for the debug invariant check
     pub(super) fn queues(&self) -> impl Iterator<Item = &Q> {
-        self.places
+        self.queues
             .iter()
-            .filter(|place| place.key.is_some())
-            .map(|place| &place.queue)
+            .zip(&self.keys)
+            .filter(|(_, key)| key.is_some())
+            .map(|(queue, _)| queue)
     }
 
     /// The (bucket, tag) `id` stands for, if in use.
     #[cfg_attr(not(debug_assertions), allow(dead_code))] // for the debug invariant check
     pub(super) fn key(&self, id: TagId) -> Option<(BucketKey, Fingerprint)> {
-        self.places.get(id as usize)?.key
+        *self.keys.get(id as usize)?
     }
 
     /// Ids in use.
     #[cfg_attr(not(debug_assertions), allow(dead_code))] // for the debug invariant check
     pub(super) fn len(&self) -> usize {
         self.ids.len()
+    }
+}
+
+/// Where a table's queues are, while one of them is borrowed: valid until the table next
+/// grows, and used only for prefetching (a hint, never a read).
+pub struct QueueAddresses<Q> {
+    queues: *const Q,
+    len: usize,
+}
+
+impl<Q> QueueAddresses<Q> {
+    /// Asks the CPU to start loading the queue of `id`.
+    pub fn prefetch(&self, id: TagId) {
+        if (id as usize) < self.len {
+            // Only an address for a hint: nothing is read through it.
+            super::slab::prefetch_at(self.queues.wrapping_add(id as usize));
+        }
     }
 }
 
@@ -115,19 +142,27 @@ pub enum TagIds {
 }
 
 impl TagIds {
-    /// Sorted ids from any order.
-    pub fn new(mut ids: Vec<TagId>) -> Self {
+    /// Sorted ids from any order, without duplicates. `ids` is sorted and compacted in
+    /// place: its first `as_slice().len()` elements are the result (callers rely on that).
+    pub fn new(ids: &mut [TagId]) -> Self {
         ids.sort_unstable();
-        ids.dedup();
+        let mut len = 0;
+        for at in 0..ids.len() {
+            if len == 0 || ids[len - 1] != ids[at] {
+                ids[len] = ids[at];
+                len += 1;
+            }
+        }
+        let ids = &ids[..len];
         if ids.len() <= 6 {
             let mut inline = [0; 6];
-            inline[..ids.len()].copy_from_slice(&ids);
+            inline[..ids.len()].copy_from_slice(ids);
             Self::Inline {
                 ids: inline,
                 len: ids.len() as u8,
             }
         } else {
-            Self::Spilled(ids.into_boxed_slice())
+            Self::Spilled(ids.into())
         }
     }
 
@@ -178,8 +213,8 @@ mod tests {
 
     #[test]
     fn overlap_counts_shared_ids_of_sorted_lists() {
-        let x = TagIds::new(vec![9, 1, 5, 3]);
-        let y = TagIds::new(vec![5, 2, 9, 8, 7, 6, 4]);
+        let x = TagIds::new(&mut [9, 1, 5, 3, 5]);
+        let y = TagIds::new(&mut [5, 2, 9, 8, 7, 6, 4]);
         assert_eq!(x.as_slice(), &[1, 3, 5, 9]);
         assert!(matches!(y, TagIds::Spilled(_)));
         assert_eq!(TagIds::overlap(x.as_slice(), y.as_slice()), 2);

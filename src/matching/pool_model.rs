@@ -1,0 +1,359 @@
+//! A differential test of the waiting pool against a plain model (a list of stays, and each
+//! queue's order as a list): random inserts with re-used ticket ids, removals by id, partner
+//! searches, restores (at once, and late after the id was used again) and fallbacks. The
+//! model says exactly which partner a search must return (the largest overlap among the
+//! first `CANDIDATES_PER_TAG` of each interest queue, then the longest waiting, else the
+//! front of the random queue); after every step `len`, `contains` for every id, and the set
+//! of tickets must agree. It caught a batch that removed ids unconditionally and a
+//! `contains` that trusted stale handles (both tried on purpose).
+
+use std::time::{Duration, Instant};
+
+use super::{BucketKey, Interests, Lang, Mode, TicketInfo, Waiting, WaitingPool};
+use crate::ids::{SessionId, TicketId};
+
+const TAGS: [&str; 8] = [
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "f",
+    "g",
+    "zz-tag-longer-than-thirty-bytes-xyz",
+];
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Stay {
+    id: u64,
+    session: u64,
+    mode: usize,
+    tags: u8,
+    random_from: Option<Instant>,
+    since: Instant,
+    in_random: bool,
+}
+
+impl Stay {
+    fn in_wait(&self) -> bool {
+        !self.in_random && self.random_from.is_some()
+    }
+}
+
+fn info(
+    id: u64,
+    session: u64,
+    m: usize,
+    tags: u8,
+    random_from: Option<Instant>,
+    since: Instant,
+) -> TicketInfo {
+    let bucket = BucketKey {
+        mode: [Mode::Text, Mode::Video][m],
+        lang: Lang::EN,
+    };
+    let mut t = TicketInfo::plain(TicketId(id), SessionId(session), bucket, since);
+    let raw: Vec<String> = (0..8)
+        .filter(|i| tags & (1 << i) != 0)
+        .map(|i| TAGS[i].to_string())
+        .collect();
+    t.interests = Interests::parse(&raw).unwrap();
+    t.random_from = random_from;
+    t
+}
+
+fn waiting(s: &Stay) -> Waiting<u64> {
+    Waiting {
+        ticket: info(s.id, s.session, s.mode, s.tags, s.random_from, s.since),
+        payload: s.session,
+    }
+}
+
+#[derive(Default)]
+struct Model {
+    stays: Vec<Stay>,
+    random: [Vec<u64>; 2],
+    tagq: [[Vec<u64>; 8]; 2],
+}
+
+impl Model {
+    fn by_session(&self, session: u64) -> Option<&Stay> {
+        self.stays.iter().find(|s| s.session == session)
+    }
+    fn by_id(&self, id: u64) -> Option<&Stay> {
+        self.stays.iter().find(|s| s.id == id)
+    }
+    fn drop_session(&mut self, session: u64) -> Stay {
+        let at = self
+            .stays
+            .iter()
+            .position(|s| s.session == session)
+            .unwrap();
+        let s = self.stays.swap_remove(at);
+        if s.in_random {
+            self.random[s.mode].retain(|&x| x != session);
+        }
+        for t in 0..8 {
+            if s.tags & (1 << t) != 0 {
+                self.tagq[s.mode][t].retain(|&x| x != session);
+            }
+        }
+        s
+    }
+    fn put(&mut self, mut s: Stay, front: bool, now: Instant) {
+        s.in_random = s.random_from.is_some_and(|f| f <= now);
+        let old = self.by_id(s.id).map(|o| o.session);
+        let push = |q: &mut Vec<u64>| {
+            if front {
+                q.insert(0, s.session)
+            } else {
+                q.push(s.session)
+            }
+        };
+        if s.in_random {
+            push(&mut self.random[s.mode]);
+        }
+        for t in 0..8 {
+            if s.tags & (1 << t) != 0 {
+                push(&mut self.tagq[s.mode][t]);
+            }
+        }
+        self.stays.push(s);
+        if let Some(old) = old {
+            self.drop_session(old);
+        }
+    }
+    fn expect_partner(&self, m: usize, tags: u8, random_ok: bool) -> Option<u64> {
+        let mut best: Option<(u64, u32, Instant)> = None;
+        for t in (0..8).filter(|t| tags & (1 << t) != 0) {
+            for &c in self.tagq[m][t].iter().take(super::pool::CANDIDATES_PER_TAG) {
+                let s = self.by_session(c).unwrap();
+                let overlap = (s.tags & tags).count_ones();
+                let better = match best {
+                    None => true,
+                    Some((_, o, since)) => overlap > o || (overlap == o && s.since < since),
+                };
+                if better {
+                    best = Some((c, overlap, s.since));
+                }
+            }
+        }
+        match best {
+            Some((c, _, _)) => Some(c),
+            None if random_ok => self.random[m].first().copied(),
+            None => None,
+        }
+    }
+}
+
+fn run(seed: u64, steps: usize, ids: u64, prefill: u64) {
+    let mut rng = Rng(seed | 1);
+    let start = Instant::now();
+    let mut now = start;
+    let mut pool: WaitingPool<u64> = WaitingPool::new();
+    let mut model = Model::default();
+    let mut next_session = 1_000_000_000u64;
+    for n in 0..prefill {
+        let s = Stay {
+            id: 1_000_000 + n,
+            session: n + 1,
+            mode: rng.below(2) as usize,
+            tags: 0,
+            random_from: Some(now),
+            since: now,
+            in_random: false,
+        };
+        now += Duration::from_micros(1);
+        pool.insert(waiting(&s), now);
+        model.put(s, false, now);
+    }
+    let mut taken: Vec<Stay> = Vec::new();
+    let mut log: Vec<String> = Vec::new();
+    for step in 0..steps {
+        now += Duration::from_millis(1 + rng.below(30));
+        let op = rng.below(100);
+        let ctx = |log: &Vec<String>| {
+            format!(
+                "seed {seed} step {step}\n{}",
+                log[log.len().saturating_sub(40)..].join("\n")
+            )
+        };
+        if op < 35 {
+            let id = rng.below(ids);
+            next_session += 1;
+            let tags = if rng.chance(30) {
+                0
+            } else {
+                (rng.next() & 0xff) as u8 & if rng.chance(20) { 0xff } else { 0x0f }
+            };
+            let random_from = match rng.below(4) {
+                0 => None,
+                1 => Some(now),
+                _ => Some(now + Duration::from_millis(rng.below(400))),
+            };
+            let random_from = if tags == 0 { Some(now) } else { random_from };
+            let s = Stay {
+                id,
+                session: next_session,
+                mode: rng.below(2) as usize,
+                tags,
+                random_from,
+                since: now,
+                in_random: false,
+            };
+            log.push(format!(
+                "insert id {id} s{} m{} tags {tags:#x}",
+                s.session, s.mode
+            ));
+            pool.insert(waiting(&s), now);
+            model.put(s, false, now);
+        } else if op < 50 {
+            let id = rng.below(ids);
+            log.push(format!("remove id {id}"));
+            let got = pool.remove(TicketId(id)).map(|w| w.payload);
+            let want = model.by_id(id).map(|s| s.session);
+            assert_eq!(got, want, "remove {id}: {}", ctx(&log));
+            if let Some(s) = want {
+                let s = model.drop_session(s);
+                if rng.chance(30) {
+                    taken.push(s);
+                }
+            }
+        } else if op < 80 {
+            next_session += 1;
+            let m = rng.below(2) as usize;
+            let tags = if rng.chance(30) {
+                0
+            } else {
+                (rng.next() & 0xff) as u8
+            };
+            let random_from = match rng.below(3) {
+                0 => None,
+                1 => Some(now),
+                _ => Some(now + Duration::from_millis(100)),
+            };
+            let random_from = if tags == 0 { Some(now) } else { random_from };
+            let newcomer = info(999_999_999, next_session, m, tags, random_from, now);
+            log.push(format!(
+                "take_partner m{m} tags {tags:#x} ok {}",
+                newcomer.random_ok(now)
+            ));
+            let got = pool.take_partner(&newcomer, now).map(|w| w.payload);
+            let want = model.expect_partner(m, tags, newcomer.random_ok(now));
+            assert_eq!(got, want, "take_partner: {}", ctx(&log));
+            if let Some(s) = got {
+                let s = model.drop_session(s);
+                log.push(format!("  took s{} id {}", s.session, s.id));
+                if rng.chance(25) {
+                    log.push(format!("  restore at once s{} id {}", s.session, s.id));
+                    pool.restore(waiting(&s), now);
+                    model.put(s, true, now);
+                } else {
+                    taken.push(s);
+                }
+            }
+        } else if op < 88 {
+            if !taken.is_empty() {
+                let at = rng.below(taken.len() as u64) as usize;
+                let s = taken.swap_remove(at);
+                log.push(format!("restore late s{} id {}", s.session, s.id));
+                pool.restore(waiting(&s), now);
+                model.put(s, true, now);
+            }
+        } else {
+            log.push("tick".into());
+            let mut again = Vec::new();
+            while let Some(w) = pool.take_due_fallback(now) {
+                let s = model
+                    .by_session(w.payload)
+                    .unwrap_or_else(|| panic!("fallback not in model: {}", ctx(&log)))
+                    .clone();
+                assert!(
+                    s.in_wait() && s.random_from.unwrap() <= now,
+                    "not due: {}",
+                    ctx(&log)
+                );
+                model.drop_session(s.session);
+                log.push(format!("  due s{} id {}", s.session, s.id));
+                again.push(s);
+            }
+            assert!(
+                !model
+                    .stays
+                    .iter()
+                    .any(|s| s.in_wait() && s.random_from.unwrap() <= now),
+                "due left behind: {}",
+                ctx(&log)
+            );
+            for s in again {
+                if rng.chance(80) {
+                    pool.insert(waiting(&s), now);
+                    model.put(s, false, now);
+                } else {
+                    taken.push(s);
+                }
+            }
+        }
+        assert_eq!(pool.len(), model.stays.len(), "len: {}", ctx(&log));
+        assert_eq!(pool.is_empty(), model.stays.is_empty());
+        for id in 0..ids {
+            assert_eq!(
+                pool.contains(TicketId(id)),
+                model.by_id(id).is_some(),
+                "contains {id}: {}",
+                ctx(&log)
+            );
+        }
+        if prefill == 0 || step % 50 == 0 {
+            let mut a: Vec<u64> = pool.ids_where(|_| true).into_iter().map(|t| t.0).collect();
+            let mut b: Vec<u64> = model.stays.iter().map(|s| s.id).collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "tickets: {}", ctx(&log));
+        }
+    }
+    let ids_left: Vec<u64> = model.stays.iter().map(|s| s.id).collect();
+    for id in ids_left {
+        let got = pool.remove(TicketId(id)).map(|w| w.payload);
+        assert_eq!(got, model.by_id(id).map(|s| s.session));
+        model.drop_session(got.unwrap());
+    }
+    assert!(pool.is_empty());
+}
+
+#[test]
+fn pool_matches_model_small_ids() {
+    for seed in 1..200u64 {
+        run(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 1500, 6, 0);
+    }
+}
+
+#[test]
+fn pool_matches_model_more_ids() {
+    for seed in 1..150u64 {
+        run(seed.wrapping_mul(0x2545_f491_4f6c_dd1d), 3000, 40, 0);
+    }
+}
+
+#[test]
+fn pool_matches_model_large_pool_without_debug_checks() {
+    for seed in 1..4u64 {
+        run(seed.wrapping_mul(0x2545_f491_4f6c_dd1d), 3000, 40, 4200);
+    }
+}
