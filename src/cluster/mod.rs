@@ -749,23 +749,10 @@ impl Cluster {
                         keep,
                     });
                 }
-                // Seats held for a partner there wait again; tickets it held come home.
-                let held: Vec<(ChatId, Reservation)> = {
-                    let mut reservations = self.reservations.lock();
-                    let chats: Vec<ChatId> = reservations
-                        .iter()
-                        .filter(|(_, r)| r.partner.node == *id)
-                        .map(|(chat, _)| *chat)
-                        .collect();
-                    chats
-                        .into_iter()
-                        .filter_map(|c| reservations.remove(&c).map(|r| (c, r)))
-                        .collect()
-                };
-                for (chat, r) in held {
-                    self.end_remote_chat(chat, &r.partner);
-                    self.release(node, chat, r.ticket);
+                if let Change::Died(id) = &change {
+                    self.release_reservations_with(node, id);
                 }
+                // Tickets it held come home (it dropped them, or is gone).
                 self.bring_home(node, |owner| owner == id);
             }
         }
@@ -785,6 +772,32 @@ impl Cluster {
             if let Some(s) = spilled {
                 self.take_back(node, s);
             }
+        }
+    }
+
+    /// Seats held for a partner on `dead` wait again, at once: nobody there will answer.
+    ///
+    /// Only for a dead node. One that restarted or reconnected answers every `Commit`
+    /// (`Refused` for a ticket it no longer holds), and a reservation may be for one of its
+    /// new tickets (a spill can overtake the heartbeat that announces the new epoch): ending
+    /// it would tell that user `matched` and then `ended`. Its reservations wait for the
+    /// answer, or for the claim timeout if the `Commit` was lost.
+    fn release_reservations_with(&self, node: &Node, dead: &NodeId) {
+        let held: Vec<(ChatId, Reservation)> = {
+            let mut reservations = self.reservations.lock();
+            let chats: Vec<ChatId> = reservations
+                .iter()
+                .filter(|(_, r)| r.partner.node == *dead)
+                .map(|(chat, _)| *chat)
+                .collect();
+            chats
+                .into_iter()
+                .filter_map(|c| reservations.remove(&c).map(|r| (c, r)))
+                .collect()
+        };
+        for (chat, r) in held {
+            self.end_remote_chat(chat, &r.partner);
+            self.release(node, chat, r.ticket);
         }
     }
 
@@ -944,5 +957,139 @@ impl Cluster {
     /// Spilled tickets and open reservations (for tests and status).
     pub fn in_flight(&self) -> (usize, usize) {
         (self.spilled.lock().len(), self.reservations.lock().len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::ids::SessionId;
+    use crate::matching::{Lang, Mode, TicketInfo};
+    use crate::node::SessionSettings;
+    use crate::session::{Seat, SessionLink};
+
+    /// The network as the node under test sees it: what it sends is kept for the test to
+    /// read; what it receives, the test hands to [`Cluster::receive`] in the order it picks.
+    #[derive(Default)]
+    struct Outbox(Mutex<Vec<(NodeId, Envelope)>>);
+
+    impl Bus for Outbox {
+        fn send(&self, to: &NodeId, envelope: Envelope) {
+            self.0.lock().push((to.clone(), envelope));
+        }
+    }
+
+    /// A session's end of its seat: the events it is sent.
+    struct Events(mpsc::UnboundedSender<SessionEvent>);
+
+    impl SessionLink for Events {
+        fn deliver(&self, event: SessionEvent) {
+            let _ = self.0.send(event);
+        }
+    }
+
+    fn heartbeat(node: &str, instance: u64, epoch: u32) -> Envelope {
+        let mut status = NodeStatus::new(NodeId(node.into()), 1, instance);
+        status.epoch = epoch;
+        Envelope::Heartbeat(status)
+    }
+
+    #[actix_rt::test]
+    async fn a_reservation_made_for_a_reconnected_nodes_new_ticket_completes_when_its_heartbeat_comes_late(
+    ) {
+        let outbox = Arc::new(Outbox::default());
+        let bus: Arc<dyn Bus> = outbox.clone();
+        let a = NodeId("a".into());
+        let b = NodeId("b".into());
+        let cluster = Arc::new(Cluster::new(
+            a.clone(),
+            1,
+            ClusterSettings::default(),
+            Arc::clone(&bus),
+            Arc::new(ClusterStats::default()),
+        ));
+        let node = Node::start_clustered(
+            a.clone(),
+            1,
+            SessionSettings::default(),
+            bus,
+            Arc::clone(&cluster),
+        );
+        cluster.on_connected();
+        let now = Instant::now();
+        cluster.receive(heartbeat("b", 7, 0), now);
+
+        // Node b lost NATS and came back (epoch 1); its user spilled a ticket of the new
+        // epoch to us, which overtook b's heartbeat announcing that epoch. Our shard paired
+        // it with our waiting user, whose seat it reserved.
+        let bucket = BucketKey {
+            mode: Mode::Text,
+            lang: Lang::EN,
+        };
+        let (events, mut ours) = mpsc::unbounded_channel();
+        let seat = Arc::new(Seat::new(SessionId(1)));
+        let mine = TicketId::next();
+        assert!(seat.start_waiting(mine));
+        let chat = ChatId::random();
+        assert!(seat.reserve(mine, chat));
+        let local = Ticket {
+            info: TicketInfo::plain(mine, SessionId(1), bucket, now),
+            seat: Arc::clone(&seat),
+            peer: Peer {
+                session: SessionId(1),
+                link: Arc::new(Events(events)),
+            },
+            public: PartnerInfo::default(),
+        };
+        let theirs = RemoteTicket {
+            home: b.clone(),
+            instance: 7,
+            epoch: 1,
+            info: TicketInfo::plain(TicketId::next(), SessionId(2), bucket, now),
+            public: PartnerInfo::default(),
+        };
+        cluster.propose(
+            CrossNode::Commit {
+                chat,
+                local,
+                remote: theirs,
+                local_initiator: true,
+                common_interests: Vec::new(),
+            },
+            now,
+        );
+        assert!(
+            matches!(&outbox.0.lock()[..], [(to, Envelope::Commit(p))] if *to == b && p.chat == chat),
+            "the commit goes to b"
+        );
+
+        // Now b's heartbeat of epoch 1 arrives, and then b's answer: its user was paired.
+        cluster.receive(heartbeat("b", 7, 1), now);
+        let committer = Address {
+            node: b.clone(),
+            session: SessionId(2),
+        };
+        cluster.receive(Envelope::Committed { chat, committer }, now);
+
+        assert!(
+            matches!(ours.try_recv(), Ok(SessionEvent::SeatChanged)),
+            "our user is told it was paired"
+        );
+        assert!(
+            seat.release_reserved(chat).is_none() && !seat.start_waiting(TicketId::next()),
+            "our seat is matched, neither held nor free"
+        );
+        let ended: Vec<_> = outbox
+            .0
+            .lock()
+            .iter()
+            .filter(|(_, e)| matches!(e, Envelope::ToSession { .. }))
+            .map(|(to, _)| to.clone())
+            .collect();
+        assert!(ended.is_empty(), "b's user is not told its chat ended");
+        assert_eq!(cluster.stats.cross_matches.load(Ordering::Relaxed), 1);
+        node.stop();
     }
 }
