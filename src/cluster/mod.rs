@@ -83,6 +83,9 @@ struct Spilled {
 struct Reservation {
     ticket: Ticket,
     partner: Address,
+    /// The partner's node instance, when known (the partner's ticket came with it): a
+    /// reservation for a node that restarted is kept only if it is for the new instance.
+    partner_instance: Option<u64>,
     partner_public: PartnerInfo,
     initiator: bool,
     common_interests: Vec<String>,
@@ -303,6 +306,7 @@ impl Cluster {
                             node: remote.home.clone(),
                             session: remote.info.session,
                         },
+                        partner_instance: Some(remote.instance),
                         partner_public: remote.public,
                         initiator: local_initiator,
                         common_interests,
@@ -445,6 +449,7 @@ impl Cluster {
             Reservation {
                 ticket: mine,
                 partner: proposal.partner.clone(),
+                partner_instance: None,
                 partner_public: proposal.partner_public,
                 initiator: proposal.initiator,
                 common_interests: proposal.common_interests,
@@ -749,8 +754,13 @@ impl Cluster {
                         keep,
                     });
                 }
-                if let Change::Died(id) = &change {
-                    self.release_reservations_with(node, id);
+                match &change {
+                    Change::Died(id) => self.release_reservations_with(node, id, None),
+                    Change::Restarted(id) => {
+                        let instance = self.membership.read().status(id).map(|s| s.instance);
+                        self.release_reservations_with(node, id, instance);
+                    }
+                    _ => {}
                 }
                 // Tickets it held come home (it dropped them, or is gone).
                 self.bring_home(node, |owner| owner == id);
@@ -775,19 +785,24 @@ impl Cluster {
         }
     }
 
-    /// Seats held for a partner on `dead` wait again, at once: nobody there will answer.
+    /// Seats held for a partner on node `gone` wait again, at once: nobody there will
+    /// answer, but for those held for its instance `live` (it restarted), which are kept.
     ///
-    /// Only for a dead node. One that restarted or reconnected answers every `Commit`
-    /// (`Refused` for a ticket it no longer holds), and a reservation may be for one of its
-    /// new tickets (a spill can overtake the heartbeat that announces the new epoch): ending
-    /// it would tell that user `matched` and then `ended`. Its reservations wait for the
-    /// answer, or for the claim timeout if the `Commit` was lost.
-    fn release_reservations_with(&self, node: &Node, dead: &NodeId) {
+    /// Not for a node that reconnected to NATS: it answers every `Commit` (`Refused` for a
+    /// ticket it no longer holds), and a reservation may be for one of its new tickets (a
+    /// spill can overtake the heartbeat that announces the new epoch): ending it would tell
+    /// that user `matched` and then `ended`. Its reservations wait for the answer, or for
+    /// the claim timeout if the `Commit` was lost. Nor for a restarted node's new instance,
+    /// for the same reason; one held for its old instance goes, since a late `Committed`
+    /// from the old process would pair our user with a session that is gone.
+    fn release_reservations_with(&self, node: &Node, gone: &NodeId, live: Option<u64>) {
         let held: Vec<(ChatId, Reservation)> = {
             let mut reservations = self.reservations.lock();
             let chats: Vec<ChatId> = reservations
                 .iter()
-                .filter(|(_, r)| r.partner.node == *dead)
+                .filter(|(_, r)| {
+                    r.partner.node == *gone && (live.is_none() || r.partner_instance != live)
+                })
                 .map(|(chat, _)| *chat)
                 .collect();
             chats
@@ -996,100 +1011,191 @@ mod tests {
         Envelope::Heartbeat(status)
     }
 
+    /// Node `a` under test, with an outbox instead of NATS, knowing node `b` (instance 7,
+    /// epoch 0) from a heartbeat.
+    struct Fixture {
+        outbox: Arc<Outbox>,
+        cluster: Arc<Cluster>,
+        node: Arc<Node>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let outbox = Arc::new(Outbox::default());
+            let bus: Arc<dyn Bus> = outbox.clone();
+            let a = NodeId("a".into());
+            let cluster = Arc::new(Cluster::new(
+                a.clone(),
+                1,
+                ClusterSettings::default(),
+                Arc::clone(&bus),
+                Arc::new(ClusterStats::default()),
+            ));
+            let node =
+                Node::start_clustered(a, 1, SessionSettings::default(), bus, Arc::clone(&cluster));
+            cluster.on_connected();
+            cluster.receive(heartbeat("b", 7, 0), Instant::now());
+            Self {
+                outbox,
+                cluster,
+                node,
+            }
+        }
+
+        /// What our shard does on pairing our waiting user (`session`) with a ticket spilled
+        /// here by b's instance `instance` in `epoch`: reserve our seat, and ask b to commit.
+        fn pair_with_b(&self, session: u64, instance: u64, epoch: u32) -> Ours {
+            let now = Instant::now();
+            let bucket = BucketKey {
+                mode: Mode::Text,
+                lang: Lang::EN,
+            };
+            let (events, ours) = mpsc::unbounded_channel();
+            let seat = Arc::new(Seat::new(SessionId(session)));
+            let mine = TicketId::next();
+            assert!(seat.start_waiting(mine));
+            let chat = ChatId::random();
+            assert!(seat.reserve(mine, chat));
+            let local = Ticket {
+                info: TicketInfo::plain(mine, SessionId(session), bucket, now),
+                seat: Arc::clone(&seat),
+                peer: Peer {
+                    session: SessionId(session),
+                    link: Arc::new(Events(events)),
+                },
+                public: PartnerInfo::default(),
+            };
+            let theirs = RemoteTicket {
+                home: NodeId("b".into()),
+                instance,
+                epoch,
+                info: TicketInfo::plain(TicketId::next(), partner(session), bucket, now),
+                public: PartnerInfo::default(),
+            };
+            self.cluster.propose(
+                CrossNode::Commit {
+                    chat,
+                    local,
+                    remote: theirs,
+                    local_initiator: true,
+                    common_interests: Vec::new(),
+                },
+                now,
+            );
+            assert!(
+                matches!(self.outbox.0.lock().last(), Some((to, Envelope::Commit(p))) if to.0 == "b" && p.chat == chat),
+                "the commit goes to b"
+            );
+            Ours {
+                chat,
+                seat,
+                ticket: mine,
+                events: ours,
+            }
+        }
+
+        /// b's answer: its user `session` took the pairing.
+        fn committed(&self, chat: ChatId, session: SessionId) {
+            let committer = Address {
+                node: NodeId("b".into()),
+                session,
+            };
+            self.cluster
+                .receive(Envelope::Committed { chat, committer }, Instant::now());
+        }
+
+        /// The sessions on b told their chat ended.
+        fn ended_on_b(&self) -> Vec<SessionId> {
+            self.outbox
+                .0
+                .lock()
+                .iter()
+                .filter_map(|(to, e)| match e {
+                    Envelope::ToSession { session, .. } if to.0 == "b" => Some(*session),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    /// b's session paired with our session `ours` in these tests.
+    fn partner(ours: u64) -> SessionId {
+        SessionId(1000 + ours)
+    }
+
+    /// Our user in a pairing with one of b's.
+    struct Ours {
+        chat: ChatId,
+        seat: Arc<Seat>,
+        ticket: TicketId,
+        events: mpsc::UnboundedReceiver<SessionEvent>,
+    }
+
+    impl Ours {
+        fn waits(&self) -> bool {
+            self.seat.waits_with(self.ticket)
+        }
+
+        fn is_matched(&self) -> bool {
+            // Neither waiting, nor held for the chat, nor free.
+            !self.waits()
+                && self.seat.release_reserved(self.chat).is_none()
+                && !self.seat.start_waiting(TicketId::next())
+        }
+    }
+
     #[actix_rt::test]
     async fn a_reservation_made_for_a_reconnected_nodes_new_ticket_completes_when_its_heartbeat_comes_late(
     ) {
-        let outbox = Arc::new(Outbox::default());
-        let bus: Arc<dyn Bus> = outbox.clone();
-        let a = NodeId("a".into());
-        let b = NodeId("b".into());
-        let cluster = Arc::new(Cluster::new(
-            a.clone(),
-            1,
-            ClusterSettings::default(),
-            Arc::clone(&bus),
-            Arc::new(ClusterStats::default()),
-        ));
-        let node = Node::start_clustered(
-            a.clone(),
-            1,
-            SessionSettings::default(),
-            bus,
-            Arc::clone(&cluster),
-        );
-        cluster.on_connected();
-        let now = Instant::now();
-        cluster.receive(heartbeat("b", 7, 0), now);
-
+        let f = Fixture::new();
         // Node b lost NATS and came back (epoch 1); its user spilled a ticket of the new
-        // epoch to us, which overtook b's heartbeat announcing that epoch. Our shard paired
-        // it with our waiting user, whose seat it reserved.
-        let bucket = BucketKey {
-            mode: Mode::Text,
-            lang: Lang::EN,
-        };
-        let (events, mut ours) = mpsc::unbounded_channel();
-        let seat = Arc::new(Seat::new(SessionId(1)));
-        let mine = TicketId::next();
-        assert!(seat.start_waiting(mine));
-        let chat = ChatId::random();
-        assert!(seat.reserve(mine, chat));
-        let local = Ticket {
-            info: TicketInfo::plain(mine, SessionId(1), bucket, now),
-            seat: Arc::clone(&seat),
-            peer: Peer {
-                session: SessionId(1),
-                link: Arc::new(Events(events)),
-            },
-            public: PartnerInfo::default(),
-        };
-        let theirs = RemoteTicket {
-            home: b.clone(),
-            instance: 7,
-            epoch: 1,
-            info: TicketInfo::plain(TicketId::next(), SessionId(2), bucket, now),
-            public: PartnerInfo::default(),
-        };
-        cluster.propose(
-            CrossNode::Commit {
-                chat,
-                local,
-                remote: theirs,
-                local_initiator: true,
-                common_interests: Vec::new(),
-            },
-            now,
-        );
-        assert!(
-            matches!(&outbox.0.lock()[..], [(to, Envelope::Commit(p))] if *to == b && p.chat == chat),
-            "the commit goes to b"
-        );
-
+        // epoch to us, which overtook b's heartbeat announcing that epoch.
+        let mut ours = f.pair_with_b(1, 7, 1);
         // Now b's heartbeat of epoch 1 arrives, and then b's answer: its user was paired.
-        cluster.receive(heartbeat("b", 7, 1), now);
-        let committer = Address {
-            node: b.clone(),
-            session: SessionId(2),
-        };
-        cluster.receive(Envelope::Committed { chat, committer }, now);
+        f.cluster.receive(heartbeat("b", 7, 1), Instant::now());
+        f.committed(ours.chat, partner(1));
 
         assert!(
-            matches!(ours.try_recv(), Ok(SessionEvent::SeatChanged)),
+            matches!(ours.events.try_recv(), Ok(SessionEvent::SeatChanged)),
             "our user is told it was paired"
         );
+        assert!(ours.is_matched(), "our seat is matched");
         assert!(
-            seat.release_reserved(chat).is_none() && !seat.start_waiting(TicketId::next()),
-            "our seat is matched, neither held nor free"
+            f.ended_on_b().is_empty(),
+            "b's user is not told its chat ended"
         );
-        let ended: Vec<_> = outbox
-            .0
-            .lock()
-            .iter()
-            .filter(|(_, e)| matches!(e, Envelope::ToSession { .. }))
-            .map(|(to, _)| to.clone())
-            .collect();
-        assert!(ended.is_empty(), "b's user is not told its chat ended");
-        assert_eq!(cluster.stats.cross_matches.load(Ordering::Relaxed), 1);
-        node.stop();
+        assert_eq!(f.cluster.stats.cross_matches.load(Ordering::Relaxed), 1);
+        f.node.stop();
+    }
+
+    #[actix_rt::test]
+    async fn a_restarted_node_keeps_the_reservations_for_its_new_instance_only() {
+        let f = Fixture::new();
+        let old = f.pair_with_b(1, 7, 0);
+        // b restarted as instance 8, whose spill overtook its first heartbeat.
+        let mut new = f.pair_with_b(2, 8, 0);
+        f.cluster.receive(heartbeat("b", 8, 0), Instant::now());
+
+        assert!(
+            old.waits(),
+            "the seat held for the old instance's user waits again"
+        );
+        assert_eq!(
+            f.ended_on_b(),
+            vec![partner(1)],
+            "the old one's chat is ended"
+        );
+        // A late answer from the old process pairs nobody.
+        f.committed(old.chat, partner(1));
+        assert!(old.waits());
+        // The new instance's answer completes its pairing.
+        f.committed(new.chat, partner(2));
+        assert!(matches!(
+            new.events.try_recv(),
+            Ok(SessionEvent::SeatChanged)
+        ));
+        assert!(new.is_matched());
+        assert_eq!(f.cluster.stats.cross_matches.load(Ordering::Relaxed), 1);
+        f.node.stop();
     }
 }
