@@ -11,10 +11,6 @@ impl Country {
     /// Unknown.
     pub const UNKNOWN: Country = Country(*b"ZZ");
 
-    /// No country at all: never a user's (codes are letters), so it can mark an unused
-    /// place in a list of countries.
-    pub(super) const NONE: Country = Country([0, 0]);
-
     /// Two ASCII letters, any case; `None` otherwise.
     pub fn parse(text: &str) -> Option<Self> {
         let bytes = text.trim().as_bytes();

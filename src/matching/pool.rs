@@ -20,7 +20,7 @@ use super::hash::FastBuild;
 use super::index::TicketIndex;
 use super::slab::{prefetch_all, Handle, Slab, Summary, Verdict};
 use super::tags::{TagId, TagIds, TagTable};
-use super::{BucketKey, Country, TicketInfo, Waiting};
+use super::{BucketKey, TicketInfo, Waiting};
 use crate::ids::TicketId;
 
 /// How many live entries a partner search looks at per queue, at most.
@@ -35,68 +35,12 @@ pub const CANDIDATES_PER_TAG: usize = 4;
 /// usually looks at, without fetching lines it will not read.
 const PREFETCH: usize = 6;
 
-/// How many countries of a user's filter its queue places hold.
-const PLACE_COUNTRIES: usize = 3;
-
-/// A user's place in a queue: its handle, and its country and short country filter, so that
-/// a search turns away a candidate whose countries do not suit the newcomer without loading
-/// its summary. A newcomer who filters by a few countries accepts about one candidate in a
-/// hundred, and each summary is a miss to memory; places are read in order, four to a cache
-/// line.
-#[derive(Clone, Copy, Debug)]
-struct Place {
-    handle: Handle,
-    country: Country,
-    /// The user's filter when it names at most `PLACE_COUNTRIES` (the last repeated to fill
-    /// the array); all `Country::NONE` when it is open or longer (the summary decides).
-    accepts: [Country; PLACE_COUNTRIES],
-}
-
-/// What a user's places say of it, before it has a handle.
-#[derive(Clone, Copy)]
-struct Gate {
-    country: Country,
-    accepts: [Country; PLACE_COUNTRIES],
-}
-
-impl Gate {
-    fn of(ticket: &TicketInfo) -> Self {
-        let codes = ticket.countries.codes();
-        let mut accepts = [Country::NONE; PLACE_COUNTRIES];
-        if let Some(&last) = codes.last().filter(|_| codes.len() <= PLACE_COUNTRIES) {
-            accepts = [last; PLACE_COUNTRIES];
-            accepts[..codes.len()].copy_from_slice(codes);
-        }
-        Self {
-            country: ticket.country,
-            accepts,
-        }
-    }
-
-    fn place(self, handle: Handle) -> Place {
-        Place {
-            handle,
-            country: self.country,
-            accepts: self.accepts,
-        }
-    }
-}
-
-impl Place {
-    /// `false` if the countries alone show that this user and `newcomer` may not be paired
-    /// (either's filter refuses the other's country); `true` leaves it to the summary.
-    fn may_suit(&self, newcomer: &TicketInfo) -> bool {
-        newcomer.countries.accepts(self.country)
-            && (self.accepts[0] == Country::NONE || self.accepts.contains(&newcomer.country))
-    }
-}
-
 /// One queue.
 #[derive(Debug, Default)]
 struct Queue {
-    /// Places in arrival order; those with stale handles are tombstones.
-    order: VecDeque<Place>,
-    /// How many places in `order` are live, to know when to compact.
+    /// Handles in arrival order; stale ones are tombstones.
+    order: VecDeque<Handle>,
+    /// How many handles in `order` are live, to know when to compact.
     live: u32,
     /// Whether this (random) queue is counted in `empty_queues` (emptied, kept for reuse).
     counted_empty: bool,
@@ -113,20 +57,18 @@ struct Slot<T> {
 
 impl Queue {
     /// Asks the CPU to start loading the summaries of the first candidates a scan of this
-    /// queue for `newcomer` will look at.
-    fn prefetch_candidates<E: super::slab::Entry>(&self, slab: &Slab<E>, newcomer: &TicketInfo) {
-        for place in self.order.iter().take(PREFETCH) {
-            if place.may_suit(newcomer) {
-                slab.prefetch(place.handle);
-            }
+    /// queue will look at.
+    fn prefetch_candidates<E: super::slab::Entry>(&self, slab: &Slab<E>) {
+        for &handle in self.order.iter().take(PREFETCH) {
+            slab.prefetch(handle);
         }
     }
 
-    fn push(&mut self, place: Place, front: bool) {
+    fn push(&mut self, handle: Handle, front: bool) {
         if front {
-            self.order.push_front(place);
+            self.order.push_front(handle);
         } else {
-            self.order.push_back(place);
+            self.order.push_back(handle);
         }
         self.live += 1;
     }
@@ -136,11 +78,7 @@ impl Queue {
     /// queue is now empty.
     fn forget<E: super::slab::Entry>(&mut self, handle: Handle, slab: &Slab<E>) -> bool {
         self.live -= 1;
-        if self
-            .order
-            .front()
-            .is_some_and(|place| place.handle == handle)
-        {
+        if self.order.front() == Some(&handle) {
             self.order.pop_front();
         }
         if self.live == 0 {
@@ -152,7 +90,7 @@ impl Queue {
             return true;
         }
         if self.order.len() > 2 * self.live as usize + 32 {
-            self.order.retain(|place| slab.is_live(place.handle));
+            self.order.retain(|h| slab.is_live(*h));
         }
         false
     }
@@ -202,7 +140,7 @@ pub struct WaitingPool<T> {
     /// Entries whose interest wait has ended, taken from `fallbacks` and not yet handed out.
     due: Vec<Handle>,
     /// Reused by `scan` to rewrite a queue's front without the tombstones it walked over.
-    scratch: Vec<Place>,
+    scratch: Vec<Handle>,
 }
 
 impl<T> Default for WaitingPool<T> {
@@ -284,13 +222,11 @@ impl<T> WaitingPool<T> {
         let tags = TagIds::new(&mut ids[..interests.len()]);
         // Sorted and without duplicates in place: the queues to join.
         let queues = &ids[..tags.as_slice().len()];
-        let gate = Gate::of(&entry.ticket);
         let handle = self.slab.insert(Slot {
             waiting: entry,
             in_random,
             tags,
         });
-        let place = gate.place(handle);
         if in_random {
             let queue = match self.random.entry(bucket) {
                 Entry::Occupied(found) => found.into_mut(),
@@ -300,13 +236,13 @@ impl<T> WaitingPool<T> {
                 queue.counted_empty = false;
                 self.empty_queues -= 1;
             }
-            queue.push(place, front);
+            queue.push(handle, front);
         } else if let Some(from) = fallback {
             self.fallbacks.add(from, handle);
             self.in_wait += 1;
         }
         for &tag in queues.iter() {
-            self.tags.queue(tag).push(place, front);
+            self.tags.queue(tag).push(handle, front);
         }
         if let Some(old) = self.index.insert(id, handle) {
             // Replaced (rare; ids are unique per wait). Only now, with the new stay in its
@@ -388,9 +324,7 @@ impl<T> WaitingPool<T> {
             prefetch_all(&front[..front.len().min(PREFETCH)]);
         }
         for &tag in mine.iter() {
-            self.tags
-                .queue_ref(tag)
-                .prefetch_candidates(&self.slab, ticket);
+            self.tags.queue_ref(tag).prefetch_candidates(&self.slab);
         }
 
         let Self {
@@ -415,7 +349,7 @@ impl<T> WaitingPool<T> {
         for &tag in mine.iter() {
             let queue = tags.queue(tag);
             let mut compared = 0;
-            scan(queue, slab, scratch, ticket, |handle, summary| {
+            scan(queue, slab, scratch, |handle, summary| {
                 match verdict(handle, summary) {
                     Verdict::No => return true,
                     Verdict::Recent => {
@@ -450,13 +384,9 @@ impl<T> WaitingPool<T> {
         let mut chosen = best.map(|(handle, _, _)| handle);
         if chosen.is_none() && ticket.random_ok(now) {
             if let Some(queue) = random.get_mut(&ticket.bucket) {
-                queue.prefetch_candidates(slab, ticket);
-                scan(
-                    queue,
-                    slab,
-                    scratch,
-                    ticket,
-                    |handle, summary| match verdict(handle, summary) {
+                queue.prefetch_candidates(slab);
+                scan(queue, slab, scratch, |handle, summary| {
+                    match verdict(handle, summary) {
                         Verdict::No => true,
                         Verdict::Recent => {
                             recent.get_or_insert(handle);
@@ -466,8 +396,8 @@ impl<T> WaitingPool<T> {
                             chosen = Some(handle);
                             false
                         }
-                    },
-                );
+                    }
+                });
             }
         }
         let handle = chosen.or(recent)?;
@@ -566,7 +496,7 @@ impl<T> WaitingPool<T> {
                 let live = queue
                     .order
                     .iter()
-                    .filter(|place| self.slab.is_live(place.handle))
+                    .filter(|h| self.slab.is_live(**h))
                     .count();
                 assert_eq!(live, queue.live as usize, "live count");
                 assert!(
@@ -586,48 +516,39 @@ impl<T> WaitingPool<T> {
     }
 }
 
-/// Visits the live entries of a queue from the front, by their summaries, until `visit`
-/// returns `false` or `SCAN_LIMIT` places were looked at: those visited, and those whose
-/// countries turned them away unread (`Place::may_suit`; tombstones or not, they are kept).
-/// The caller has prefetched the first ones, with `Queue::prefetch_candidates`, together
-/// with those of its other queues. The tombstones it reads over are dropped as it goes (the
-/// scanned front is rewritten without them), so each tombstone costs one look, however many
-/// scans pass that way: a user paired through one interest leaves tombstones in the middle
-/// of its other interests' queues, and skipping them again on every arrival was most of the
-/// cost of the preferences benchmark.
+/// Visits up to `SCAN_LIMIT` live entries of a queue from the front, by their summaries,
+/// until `visit` returns `false` (the caller has prefetched the first ones, with
+/// `Queue::prefetch_candidates`, together with those of its other queues). The tombstones it walks over are dropped as it goes (the
+/// scanned front is rewritten with the live handles only), so each tombstone costs one
+/// look, however many scans pass that way: a user paired through one interest leaves
+/// tombstones in the middle of its other interests' queues, and skipping them again on
+/// every arrival was most of the cost of the preferences benchmark.
 fn scan<E: super::slab::Entry>(
     queue: &mut Queue,
     slab: &Slab<E>,
-    kept: &mut Vec<Place>,
-    newcomer: &TicketInfo,
+    kept: &mut Vec<Handle>,
     mut visit: impl FnMut(Handle, &Summary) -> bool,
 ) {
     kept.clear();
     let mut position = 0;
     while position < queue.order.len() && kept.len() < SCAN_LIMIT {
-        let place = queue.order[position];
+        let handle = queue.order[position];
         position += 1;
         if let Some(ahead) = queue.order.get(position + PREFETCH - 1) {
-            if ahead.may_suit(newcomer) {
-                slab.prefetch(ahead.handle);
-            }
+            slab.prefetch(*ahead);
         }
-        if !place.may_suit(newcomer) {
-            kept.push(place);
-            continue;
-        }
-        let Some(summary) = slab.summary(place.handle) else {
+        let Some(summary) = slab.summary(handle) else {
             continue;
         };
-        kept.push(place);
-        if !visit(place.handle, summary) {
+        kept.push(handle);
+        if !visit(handle, summary) {
             break;
         }
     }
     if kept.len() < position {
         queue.order.drain(..position);
-        for place in kept.iter().rev() {
-            queue.order.push_front(*place);
+        for handle in kept.iter().rev() {
+            queue.order.push_front(*handle);
         }
     }
 }
@@ -903,40 +824,5 @@ mod tests {
             pool.take_partner(&german, now).unwrap().ticket.id,
             TicketId(1)
         );
-    }
-
-    #[test]
-    fn filters_of_every_length_are_mutual_whether_places_or_summaries_decide() {
-        let now = Instant::now();
-        let codes = ["AT", "BE", "CH", "DK", "DE"].map(|c| Country::parse(c).unwrap());
-        let (de, fr) = (codes[4], Country::parse("FR").unwrap());
-        for len in 1..=codes.len() {
-            // A filter naming DE last among `len` countries (places hold up to three).
-            let filter = CountryFilter::new(codes[codes.len() - len..].to_vec());
-            let mut pool = WaitingPool::new();
-            let mut waiting = ticket(1, Mode::Text, now);
-            waiting.ticket.country = fr;
-            waiting.ticket.countries = filter.clone();
-            pool.insert(waiting, now);
-            let mut french = ticket(2, Mode::Text, now).ticket;
-            french.country = fr;
-            assert!(
-                pool.take_partner(&french, now).is_none(),
-                "{len}: FR refused"
-            );
-            let mut german = ticket(3, Mode::Text, now).ticket;
-            german.country = de;
-            german.countries = filter.clone();
-            assert!(
-                pool.take_partner(&german, now).is_none(),
-                "{len}: the German's filter refuses the French"
-            );
-            german.countries = CountryFilter::new(vec![fr]);
-            assert_eq!(
-                pool.take_partner(&german, now).map(|w| w.ticket.id),
-                Some(TicketId(1)),
-                "{len}: both accept the other"
-            );
-        }
     }
 }
