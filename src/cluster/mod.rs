@@ -355,6 +355,20 @@ impl Cluster {
         self.reservations.lock().insert(chat, reservation);
     }
 
+    /// Takes out the reservations that `pick` selects.
+    fn take_reservations(&self, pick: impl Fn(&Reservation) -> bool) -> Vec<(ChatId, Reservation)> {
+        let mut reservations = self.reservations.lock();
+        let chats: Vec<ChatId> = reservations
+            .iter()
+            .filter(|(_, r)| pick(r))
+            .map(|(chat, _)| *chat)
+            .collect();
+        chats
+            .into_iter()
+            .filter_map(|chat| reservations.remove(&chat).map(|r| (chat, r)))
+            .collect()
+    }
+
     // ---- envelopes from other nodes ----
 
     /// Handles a cluster envelope addressed to this node.
@@ -674,19 +688,7 @@ impl Cluster {
                 self.apply(&node, changes);
             }
         }
-        let expired: Vec<(ChatId, Reservation)> = {
-            let mut reservations = self.reservations.lock();
-            let chats: Vec<ChatId> = reservations
-                .iter()
-                .filter(|(_, r)| r.deadline <= now)
-                .map(|(chat, _)| *chat)
-                .collect();
-            chats
-                .into_iter()
-                .filter_map(|chat| reservations.remove(&chat).map(|r| (chat, r)))
-                .collect()
-        };
-        for (chat, r) in expired {
+        for (chat, r) in self.take_reservations(|r| r.deadline <= now) {
             self.stats.claims_expired.fetch_add(1, Ordering::Relaxed);
             warn!(%chat, partner = %r.partner.node, "cross-node claim timed out");
             // The partner may have committed and the answer been lost: end its chat (a
@@ -796,20 +798,9 @@ impl Cluster {
     /// for the same reason; one held for its old instance goes, since a late `Committed`
     /// from the old process would pair our user with a session that is gone.
     fn release_reservations_with(&self, node: &Node, gone: &NodeId, live: Option<u64>) {
-        let held: Vec<(ChatId, Reservation)> = {
-            let mut reservations = self.reservations.lock();
-            let chats: Vec<ChatId> = reservations
-                .iter()
-                .filter(|(_, r)| {
-                    r.partner.node == *gone && (live.is_none() || r.partner_instance != live)
-                })
-                .map(|(chat, _)| *chat)
-                .collect();
-            chats
-                .into_iter()
-                .filter_map(|c| reservations.remove(&c).map(|r| (c, r)))
-                .collect()
-        };
+        let held = self.take_reservations(|r| {
+            r.partner.node == *gone && (live.is_none() || r.partner_instance != live)
+        });
         for (chat, r) in held {
             self.end_remote_chat(chat, &r.partner);
             self.release(node, chat, r.ticket);
