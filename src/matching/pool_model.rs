@@ -3,13 +3,18 @@
 //! searches, restores (at once, and late after the id was used again) and fallbacks. The
 //! model says exactly which partner a search must return (the largest overlap among the
 //! first `CANDIDATES_PER_TAG` of each interest queue, then the longest waiting, else the
-//! front of the random queue); after every step `len`, `contains` for every id, and the set
+//! front of the random queue), among those whose countries suit: stays and newcomers have a
+//! country and, some, a country filter, and a search looks at `SCAN_LIMIT` live entries per
+//! queue at most, suitable or not; after every step `len`, `contains` for every id, and the set
 //! of tickets must agree. It caught a batch that removed ids unconditionally and a
 //! `contains` that trusted stale handles (both tried on purpose).
 
 use std::time::{Duration, Instant};
 
-use super::{BucketKey, Interests, Lang, Mode, TicketInfo, Waiting, WaitingPool};
+use super::{
+    BucketKey, Country, CountryFilter, Interests, Lang, Mode, TicketInfo, Waiting, WaitingPool,
+    SCAN_LIMIT,
+};
 use crate::ids::{SessionId, TicketId};
 
 const TAGS: [&str; 8] = [
@@ -39,12 +44,44 @@ impl Rng {
     }
 }
 
+/// The countries stays and newcomers come from, and filter by.
+const COUNTRIES: [&str; 4] = ["AT", "DE", "FR", "ZZ"];
+
+/// Where a user is from, and which of `COUNTRIES` it accepts (a bit each; 0: all).
+#[derive(Clone, Copy, Debug)]
+struct Origin {
+    country: usize,
+    filter: u8,
+}
+
+impl Origin {
+    fn draw(rng: &mut Rng) -> Self {
+        Self {
+            country: rng.below(4) as usize,
+            filter: if rng.chance(25) {
+                (rng.below(15) + 1) as u8
+            } else {
+                0
+            },
+        }
+    }
+
+    fn accepts(self, other: Origin) -> bool {
+        self.filter == 0 || self.filter & (1 << other.country) != 0
+    }
+
+    fn suits(self, other: Origin) -> bool {
+        self.accepts(other) && other.accepts(self)
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Stay {
     id: u64,
     session: u64,
     mode: usize,
     tags: u8,
+    origin: Origin,
     random_from: Option<Instant>,
     since: Instant,
     in_random: bool,
@@ -61,6 +98,7 @@ fn info(
     session: u64,
     m: usize,
     tags: u8,
+    origin: Origin,
     random_from: Option<Instant>,
     since: Instant,
 ) -> TicketInfo {
@@ -75,12 +113,30 @@ fn info(
         .collect();
     t.interests = Interests::parse(&raw).unwrap();
     t.random_from = random_from;
+    fn country(i: usize) -> Country {
+        Country::parse(COUNTRIES[i]).unwrap()
+    }
+    t.country = country(origin.country);
+    t.countries = CountryFilter::new(
+        (0..4)
+            .filter(|i| origin.filter & (1 << i) != 0)
+            .map(country)
+            .collect(),
+    );
     t
 }
 
 fn waiting(s: &Stay) -> Waiting<u64> {
     Waiting {
-        ticket: info(s.id, s.session, s.mode, s.tags, s.random_from, s.since),
+        ticket: info(
+            s.id,
+            s.session,
+            s.mode,
+            s.tags,
+            s.origin,
+            s.random_from,
+            s.since,
+        ),
         payload: s.session,
     }
 }
@@ -139,10 +195,14 @@ impl Model {
             self.drop_session(old);
         }
     }
-    fn expect_partner(&self, m: usize, tags: u8, random_ok: bool) -> Option<u64> {
+    fn expect_partner(&self, m: usize, tags: u8, origin: Origin, random_ok: bool) -> Option<u64> {
         let mut best: Option<(u64, u32, Instant)> = None;
         for t in (0..8).filter(|t| tags & (1 << t) != 0) {
-            for &c in self.tagq[m][t].iter().take(super::pool::CANDIDATES_PER_TAG) {
+            let suitable = self.tagq[m][t]
+                .iter()
+                .take(SCAN_LIMIT)
+                .filter(|&&c| self.by_session(c).unwrap().origin.suits(origin));
+            for &c in suitable.take(super::pool::CANDIDATES_PER_TAG) {
                 let s = self.by_session(c).unwrap();
                 let overlap = (s.tags & tags).count_ones();
                 let better = match best {
@@ -156,7 +216,11 @@ impl Model {
         }
         match best {
             Some((c, _, _)) => Some(c),
-            None if random_ok => self.random[m].first().copied(),
+            None if random_ok => self.random[m]
+                .iter()
+                .take(SCAN_LIMIT)
+                .find(|&&c| self.by_session(c).unwrap().origin.suits(origin))
+                .copied(),
             None => None,
         }
     }
@@ -175,6 +239,7 @@ fn run(seed: u64, steps: usize, ids: u64, prefill: u64) {
             session: n + 1,
             mode: rng.below(2) as usize,
             tags: 0,
+            origin: Origin::draw(&mut rng),
             random_from: Some(now),
             since: now,
             in_random: false,
@@ -213,13 +278,14 @@ fn run(seed: u64, steps: usize, ids: u64, prefill: u64) {
                 session: next_session,
                 mode: rng.below(2) as usize,
                 tags,
+                origin: Origin::draw(&mut rng),
                 random_from,
                 since: now,
                 in_random: false,
             };
             log.push(format!(
-                "insert id {id} s{} m{} tags {tags:#x}",
-                s.session, s.mode
+                "insert id {id} s{} m{} tags {tags:#x} {:?}",
+                s.session, s.mode, s.origin
             ));
             pool.insert(waiting(&s), now);
             model.put(s, false, now);
@@ -249,13 +315,14 @@ fn run(seed: u64, steps: usize, ids: u64, prefill: u64) {
                 _ => Some(now + Duration::from_millis(100)),
             };
             let random_from = if tags == 0 { Some(now) } else { random_from };
-            let newcomer = info(999_999_999, next_session, m, tags, random_from, now);
+            let origin = Origin::draw(&mut rng);
+            let newcomer = info(999_999_999, next_session, m, tags, origin, random_from, now);
             log.push(format!(
-                "take_partner m{m} tags {tags:#x} ok {}",
+                "take_partner m{m} tags {tags:#x} {origin:?} ok {}",
                 newcomer.random_ok(now)
             ));
             let got = pool.take_partner(&newcomer, now).map(|w| w.payload);
-            let want = model.expect_partner(m, tags, newcomer.random_ok(now));
+            let want = model.expect_partner(m, tags, origin, newcomer.random_ok(now));
             assert_eq!(got, want, "take_partner: {}", ctx(&log));
             if let Some(s) = got {
                 let s = model.drop_session(s);
