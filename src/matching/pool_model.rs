@@ -11,6 +11,9 @@
 
 use std::time::{Duration, Instant};
 
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng};
+
 use super::{
     BucketKey, Country, CountryFilter, Interests, Lang, Mode, TicketInfo, Waiting, WaitingPool,
     SCAN_LIMIT,
@@ -28,16 +31,14 @@ const TAGS: [&str; 8] = [
     "zz-tag-longer-than-thirty-bytes-xyz",
 ];
 
-struct Rng(u64);
+/// The test's random choices, from `rand`'s small generator under a seed.
+struct Rng(SmallRng);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.random()
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.random_range(0..n)
     }
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
@@ -236,7 +237,7 @@ impl Model {
 
 /// Returns how many searches the scan bound changed.
 fn run(seed: u64, steps: usize, ids: u64, prefill: u64) -> usize {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(SmallRng::seed_from_u64(seed));
     let start = Instant::now();
     let mut now = start;
     let mut pool: WaitingPool<u64> = WaitingPool::new();
