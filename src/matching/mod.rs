@@ -24,7 +24,7 @@ pub use country::{Country, CountryFilter};
 pub use gender::{Gender, GenderFilter};
 pub use hash::FastHasher;
 pub use interests::{Fingerprint, Interest, InterestError, Interests, Tag};
-pub use pool::{WaitingPool, SCAN_LIMIT};
+pub use pool::{WaitingPool, NARROW_SCAN_LIMIT, SCAN_LIMIT};
 pub use prefs::{JoinRules, Lang, Mode, PrefError, Preferences, SpyMode};
 pub use ticket::{
     BucketKey, RecentPartners, RecentSet, TicketInfo, Waiting, RECENT_FOR, RECENT_PARTNERS,

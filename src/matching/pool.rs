@@ -1,12 +1,19 @@
 //! The waiting pool: per bucket, a random queue and a queue per interest tag, each in
-//! arrival order.
+//! arrival order, in lanes: users who accept everyone, users with narrow filters, and
+//! users in college mode.
 //!
 //! A user waits in the queue of each of its interests, and in the bucket's random queue once
 //! a partner without shared interests is acceptable (at once without interests, after the
 //! user's interest wait otherwise, never with `interests_only`). Finding a partner looks at
 //! the front of those queues only (the users who waited longest), a bounded number of live
 //! entries each, so joining, matching and leaving cost O(the user's interests), whatever the
-//! pool's size. Removal is O(the user's interests) too: the entry leaves the index at once
+//! pool's size. Each queue keeps users whose own filters accept everyone (the open lane)
+//! apart from those with a country or gender filter (the narrow lane) and those in college
+//! mode, who meet only each other (the college lane): a narrow user turns most newcomers
+//! away, and, in one lane, those who wait longest would gather at its front and hide
+//! everyone behind them from every search; a college user is turned away by everyone else.
+//! A search looks at the front of the lanes of its own kind: open and narrow, or college.
+//! Removal is O(the user's interests) too: the entry leaves the index at once
 //! when withdrawn by id, in a later batch when taken by a search (see `index.rs`), and its
 //! queue slots become tombstones, dropped when they reach the front or when tombstones
 //! outnumber the living in that queue.
@@ -23,47 +30,156 @@ use super::tags::{TagId, TagIds, TagTable};
 use super::{BucketKey, TicketInfo, Waiting};
 use crate::ids::TicketId;
 
-/// How many live entries a partner search looks at per queue, at most.
+/// How many live entries a partner search looks at in a queue's open lane (and a college
+/// user's in its college lane), at most.
 pub const SCAN_LIMIT: usize = 16;
 
-/// How many compatible candidates per interest queue are compared for the largest overlap.
-/// With at most 20 interests that bounds a search at 80 overlap computations of two sorted
-/// lists of at most 20 tags.
+/// How many live entries a partner search looks at in a queue's narrow lane, at most: each
+/// costs a newcomer a look, and most turn it away. Users with narrow filters find partners
+/// mostly by their own search, which looks at `SCAN_LIMIT` users of each open lane; while
+/// they wait, newcomers find the first few of each narrow lane.
+pub const NARROW_SCAN_LIMIT: usize = 4;
+
+/// How many compatible candidates per lane of an interest queue are compared for the
+/// largest overlap. With at most 20 interests that bounds a search at 160 overlap
+/// computations of two sorted lists of at most 20 tags.
 pub const CANDIDATES_PER_TAG: usize = 4;
 
 /// How far ahead of a scan summaries are prefetched: enough for the candidates a scan
 /// usually looks at, without fetching lines it will not read.
 const PREFETCH: usize = 6;
 
-/// One queue.
+/// One lane of a queue.
 #[derive(Debug, Default)]
-struct Queue {
+struct Lane {
     /// Handles in arrival order; stale ones are tombstones.
     order: VecDeque<Handle>,
     /// How many handles in `order` are live, to know when to compact.
     live: u32,
+}
+
+/// Which lane of its queues a user waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Its own filters accept everyone (`TicketInfo::accepts_everyone`).
+    Open,
+    /// A country or gender filter of its own.
+    Narrow,
+    /// College mode: meets only college users.
+    College,
+}
+
+impl Kind {
+    fn of(ticket: &TicketInfo) -> Self {
+        if ticket.college.is_some() {
+            Self::College
+        } else if ticket.accepts_everyone() {
+            Self::Open
+        } else {
+            Self::Narrow
+        }
+    }
+}
+
+/// One queue, in lanes (see `Kind`), each in arrival order.
+#[derive(Debug, Default)]
+struct Queue {
+    open: Lane,
+    narrow: Lane,
+    /// Apart from the header, which every search reads: college users are few.
+    college: Option<Box<Lane>>,
     /// Whether this (random) queue is counted in `empty_queues` (emptied, kept for reuse).
     counted_empty: bool,
 }
 
-/// A waiting user, whether it sits in the random queue, and its interests as this pool's
-/// tag ids (what partner searches compare).
+/// A waiting user, whether it sits in the random queue, in which lane, and its interests as
+/// this pool's tag ids (what partner searches compare).
 #[derive(Debug)]
 struct Slot<T> {
     waiting: Waiting<T>,
     in_random: bool,
+    kind: Kind,
     tags: TagIds,
 }
 
 impl Queue {
-    /// Asks the CPU to start loading the summaries of the first candidates a scan of this
-    /// queue will look at.
-    fn prefetch_candidates<E: super::slab::Entry>(&self, slab: &Slab<E>) {
-        for &handle in self.order.iter().take(PREFETCH) {
-            slab.prefetch(handle);
+    fn lane(&mut self, kind: Kind) -> &mut Lane {
+        match kind {
+            Kind::Open => &mut self.open,
+            Kind::Narrow => &mut self.narrow,
+            Kind::College => self.college.get_or_insert_with(Box::default),
         }
     }
 
+    /// The lanes a newcomer searches, each with how many live entries it looks at: the
+    /// college lane for a college newcomer, else the open and the narrow lanes.
+    fn searched(&self, college: bool) -> [Option<(&Lane, usize)>; 2] {
+        if college {
+            [self.college.as_deref().map(|lane| (lane, SCAN_LIMIT)), None]
+        } else {
+            [
+                Some((&self.open, SCAN_LIMIT)),
+                Some((&self.narrow, NARROW_SCAN_LIMIT)),
+            ]
+        }
+    }
+
+    /// The same, to scan.
+    fn searched_mut(&mut self, college: bool) -> [Option<(&mut Lane, usize)>; 2] {
+        if college {
+            [
+                self.college.as_deref_mut().map(|lane| (lane, SCAN_LIMIT)),
+                None,
+            ]
+        } else {
+            [
+                Some((&mut self.open, SCAN_LIMIT)),
+                Some((&mut self.narrow, NARROW_SCAN_LIMIT)),
+            ]
+        }
+    }
+
+    /// Asks the CPU to start loading the first handles of the lanes a newcomer searches.
+    fn prefetch_fronts(&self, college: bool) {
+        for (lane, limit) in self.searched(college).into_iter().flatten() {
+            let (front, _) = lane.order.as_slices();
+            prefetch_all(&front[..front.len().min(limit.min(PREFETCH))]);
+        }
+    }
+
+    /// Asks the CPU to start loading the summaries of the first candidates a search of
+    /// this queue will look at.
+    fn prefetch_candidates<E: super::slab::Entry>(&self, slab: &Slab<E>, college: bool) {
+        for (lane, limit) in self.searched(college).into_iter().flatten() {
+            for &handle in lane.order.iter().take(limit.min(PREFETCH)) {
+                slab.prefetch(handle);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open.live == 0
+            && self.narrow.live == 0
+            && self.college.as_ref().is_none_or(|lane| lane.live == 0)
+    }
+
+    /// Drops `handle`'s place in its lane; says whether the queue is now empty.
+    fn forget<E: super::slab::Entry>(
+        &mut self,
+        handle: Handle,
+        kind: Kind,
+        slab: &Slab<E>,
+    ) -> bool {
+        let lane = self.lane(kind);
+        lane.forget(handle, slab);
+        if kind == Kind::College && lane.live == 0 {
+            self.college = None;
+        }
+        self.is_empty()
+    }
+}
+
+impl Lane {
     fn push(&mut self, handle: Handle, front: bool) {
         if front {
             self.order.push_front(handle);
@@ -73,10 +189,9 @@ impl Queue {
         self.live += 1;
     }
 
-    /// Drops `handle`'s place in the queue: popped when at the front, else left as a
-    /// tombstone and compacted away once tombstones outnumber the living. Says whether the
-    /// queue is now empty.
-    fn forget<E: super::slab::Entry>(&mut self, handle: Handle, slab: &Slab<E>) -> bool {
+    /// Drops `handle`'s place in the lane: popped when at the front, else left as a
+    /// tombstone and compacted away once tombstones outnumber the living.
+    fn forget<E: super::slab::Entry>(&mut self, handle: Handle, slab: &Slab<E>) {
         self.live -= 1;
         if self.order.front() == Some(&handle) {
             self.order.pop_front();
@@ -87,12 +202,9 @@ impl Queue {
             if self.order.capacity() > 1024 {
                 self.order.shrink_to(64);
             }
-            return true;
-        }
-        if self.order.len() > 2 * self.live as usize + 32 {
+        } else if self.order.len() > 2 * self.live as usize + 32 {
             self.order.retain(|h| slab.is_live(*h));
         }
-        false
     }
 }
 
@@ -213,6 +325,7 @@ impl<T> WaitingPool<T> {
         let id = entry.ticket.id;
         let bucket = entry.ticket.bucket;
         let in_random = entry.ticket.random_ok(now);
+        let kind = Kind::of(&entry.ticket);
         let fallback = entry.ticket.random_from.filter(|_| !in_random);
         let mut ids = [0; super::Interests::MAX_TAGS];
         let interests = entry.ticket.interests.list();
@@ -225,6 +338,7 @@ impl<T> WaitingPool<T> {
         let handle = self.slab.insert(Slot {
             waiting: entry,
             in_random,
+            kind,
             tags,
         });
         if in_random {
@@ -236,13 +350,13 @@ impl<T> WaitingPool<T> {
                 queue.counted_empty = false;
                 self.empty_queues -= 1;
             }
-            queue.push(handle, front);
+            queue.lane(kind).push(handle, front);
         } else if let Some(from) = fallback {
             self.fallbacks.add(from, handle);
             self.in_wait += 1;
         }
         for &tag in queues.iter() {
-            self.tags.queue(tag).push(handle, front);
+            self.tags.queue(tag).lane(kind).push(handle, front);
         }
         if let Some(old) = self.index.insert(id, handle) {
             // Replaced (rare; ids are unique per wait). Only now, with the new stay in its
@@ -319,12 +433,14 @@ impl<T> WaitingPool<T> {
         for &tag in mine.iter() {
             queues.prefetch(tag);
         }
+        let college = ticket.college.is_some();
         for &tag in mine.iter() {
-            let (front, _) = self.tags.queue_ref(tag).order.as_slices();
-            prefetch_all(&front[..front.len().min(PREFETCH)]);
+            self.tags.queue_ref(tag).prefetch_fronts(college);
         }
         for &tag in mine.iter() {
-            self.tags.queue_ref(tag).prefetch_candidates(&self.slab);
+            self.tags
+                .queue_ref(tag)
+                .prefetch_candidates(&self.slab, college);
         }
 
         let Self {
@@ -347,57 +463,67 @@ impl<T> WaitingPool<T> {
         let mut best: Option<(Handle, usize, i64)> = None;
         let mut recent: Option<Handle> = None;
         for &tag in mine.iter() {
-            let queue = tags.queue(tag);
-            let mut compared = 0;
-            scan(queue, slab, scratch, |handle, summary| {
-                match verdict(handle, summary) {
-                    Verdict::No => return true,
-                    Verdict::Recent => {
-                        recent.get_or_insert(handle);
-                        return true;
+            for (lane, limit) in tags.queue(tag).searched_mut(college).into_iter().flatten() {
+                let mut compared = 0;
+                scan(lane, slab, scratch, limit, |handle, summary| {
+                    match verdict(handle, summary) {
+                        Verdict::No => return true,
+                        Verdict::Recent => {
+                            recent.get_or_insert(handle);
+                            return true;
+                        }
+                        Verdict::Yes => {}
                     }
-                    Verdict::Yes => {}
-                }
-                let overlap = match summary.tags() {
-                    Some(theirs) => TagIds::overlap(mine, theirs),
-                    None => {
-                        let slot = slab.get(handle).expect("scans visit live entries");
-                        TagIds::overlap(mine, slot.tags.as_slice())
+                    let overlap = match summary.tags() {
+                        Some(theirs) => TagIds::overlap(mine, theirs),
+                        None => {
+                            let slot = slab.get(handle).expect("scans visit live entries");
+                            TagIds::overlap(mine, slot.tags.as_slice())
+                        }
+                    };
+                    let better = match best {
+                        None => true,
+                        Some((_, o, since)) => {
+                            overlap > o || (overlap == o && summary.since < since)
+                        }
+                    };
+                    if better {
+                        // Likely taken: start loading what taking it reads.
+                        slab.prefetch_entry(handle);
+                        for &tag in summary.tags().unwrap_or_default() {
+                            queues.prefetch(tag);
+                        }
+                        best = Some((handle, overlap, summary.since));
                     }
-                };
-                let better = match best {
-                    None => true,
-                    Some((_, o, since)) => overlap > o || (overlap == o && summary.since < since),
-                };
-                if better {
-                    // Likely taken: start loading what taking it reads.
-                    slab.prefetch_entry(handle);
-                    for &tag in summary.tags().unwrap_or_default() {
-                        queues.prefetch(tag);
-                    }
-                    best = Some((handle, overlap, summary.since));
-                }
-                compared += 1;
-                compared < CANDIDATES_PER_TAG
-            });
+                    compared += 1;
+                    compared < CANDIDATES_PER_TAG
+                });
+            }
         }
         let mut chosen = best.map(|(handle, _, _)| handle);
         if chosen.is_none() && ticket.random_ok(now) {
             if let Some(queue) = random.get_mut(&ticket.bucket) {
-                queue.prefetch_candidates(slab);
-                scan(queue, slab, scratch, |handle, summary| {
-                    match verdict(handle, summary) {
+                queue.prefetch_candidates(slab, college);
+                // The longest waiting of the first compatible user of each lane.
+                let mut first: Option<(Handle, i64)> = None;
+                for (lane, limit) in queue.searched_mut(college).into_iter().flatten() {
+                    scan(lane, slab, scratch, limit, |handle, summary| match verdict(
+                        handle, summary,
+                    ) {
                         Verdict::No => true,
                         Verdict::Recent => {
                             recent.get_or_insert(handle);
                             true
                         }
                         Verdict::Yes => {
-                            chosen = Some(handle);
+                            if first.is_none_or(|(_, since)| summary.since < since) {
+                                first = Some((handle, summary.since));
+                            }
                             false
                         }
-                    }
-                });
+                    });
+                }
+                chosen = first.map(|(handle, _)| handle);
             }
         }
         let handle = chosen.or(recent)?;
@@ -418,18 +544,18 @@ impl<T> WaitingPool<T> {
         }
         if slot.in_random {
             if let Some(queue) = self.random.get_mut(&ticket.bucket) {
-                if queue.forget(handle, &self.slab) {
+                if queue.forget(handle, slot.kind, &self.slab) {
                     queue.counted_empty = true;
                     self.empty_queues += 1;
                     if self.empty_queues > 1024 && self.empty_queues * 2 > self.random.len() {
-                        self.random.retain(|_, q| q.live > 0);
+                        self.random.retain(|_, q| !q.is_empty());
                         self.empty_queues = 0;
                     }
                 }
             }
         }
         for &tag in slot.tags.as_slice() {
-            if self.tags.queue(tag).forget(handle, &self.slab) {
+            if self.tags.queue(tag).forget(handle, slot.kind, &self.slab) {
                 self.tags.release(tag);
             }
         }
@@ -493,48 +619,68 @@ impl<T> WaitingPool<T> {
             let empty = self.random.values().filter(|q| q.counted_empty).count();
             assert_eq!(empty, self.empty_queues, "empty queue count");
             for queue in queues() {
-                let live = queue
-                    .order
-                    .iter()
-                    .filter(|h| self.slab.is_live(**h))
-                    .count();
-                assert_eq!(live, queue.live as usize, "live count");
-                assert!(
-                    queue.live > 0 || queue.order.is_empty(),
-                    "tombstones in an empty queue"
-                );
-                assert!(!queue.counted_empty || queue.live == 0, "empty flag");
+                let lanes = [
+                    (Some(&queue.open), Kind::Open),
+                    (Some(&queue.narrow), Kind::Narrow),
+                    (queue.college.as_deref(), Kind::College),
+                ];
+                for (lane, kind) in lanes {
+                    let Some(lane) = lane else { continue };
+                    let live: Vec<&Slot<T>> = lane
+                        .order
+                        .iter()
+                        .filter_map(|h| self.slab.get(*h))
+                        .collect();
+                    assert_eq!(live.len(), lane.live as usize, "live count");
+                    assert!(
+                        live.iter().all(|slot| slot.kind == kind),
+                        "each user in its lane"
+                    );
+                    assert!(
+                        lane.live > 0 || lane.order.is_empty(),
+                        "tombstones in an empty lane"
+                    );
+                }
+                assert!(!queue.counted_empty || queue.is_empty(), "empty flag");
             }
             let slots: usize = self
                 .slab
                 .iter()
                 .map(|s| s.waiting.ticket.interests.tags().len() + s.in_random as usize)
                 .sum();
-            let live: usize = queues().map(|q| q.live as usize).sum();
+            let live: usize = queues()
+                .map(|q| {
+                    let college = q.college.as_ref().map_or(0, |lane| lane.live);
+                    (q.open.live + q.narrow.live + college) as usize
+                })
+                .sum();
             assert_eq!(slots, live, "every entry sits in exactly its queues");
         }
     }
 }
 
-/// Visits up to `SCAN_LIMIT` live entries of a queue from the front, by their summaries,
-/// until `visit` returns `false` (the caller has prefetched the first ones, with
-/// `Queue::prefetch_candidates`, together with those of its other queues). The tombstones it walks over are dropped as it goes (the
-/// scanned front is rewritten with the live handles only), so each tombstone costs one
-/// look, however many scans pass that way: a user paired through one interest leaves
-/// tombstones in the middle of its other interests' queues, and skipping them again on
-/// every arrival was most of the cost of the preferences benchmark.
+/// Visits up to `limit` live entries of a lane from the front, by their summaries, until
+/// `visit` returns `false` (the caller has prefetched the first ones, with
+/// `Queue::prefetch_candidates`, together with those of its other queues). The tombstones
+/// it walks over are dropped as it goes (the scanned front is rewritten with the live
+/// handles only), so each tombstone costs one look, however many scans pass that way: a
+/// user paired through one interest leaves tombstones in the middle of its other
+/// interests' queues, and skipping them again on every arrival was most of the cost of the
+/// preferences benchmark.
 fn scan<E: super::slab::Entry>(
-    queue: &mut Queue,
+    queue: &mut Lane,
     slab: &Slab<E>,
     kept: &mut Vec<Handle>,
+    limit: usize,
     mut visit: impl FnMut(Handle, &Summary) -> bool,
 ) {
     kept.clear();
+    let lookahead = limit.min(PREFETCH);
     let mut position = 0;
-    while position < queue.order.len() && kept.len() < SCAN_LIMIT {
+    while position < queue.order.len() && kept.len() < limit {
         let handle = queue.order[position];
         position += 1;
-        if let Some(ahead) = queue.order.get(position + PREFETCH - 1) {
+        if let Some(ahead) = queue.order.get(position + lookahead - 1) {
             slab.prefetch(*ahead);
         }
         let Some(summary) = slab.summary(handle) else {
@@ -675,11 +821,11 @@ mod tests {
             pool.insert(ticket(n, Mode::Text, now), now);
             pool.remove(TicketId(n));
         }
-        let queue = &pool.random[&bucket(Mode::Text)];
+        let lane = &pool.random[&bucket(Mode::Text)].open;
         assert!(
-            queue.order.len() <= 2 * queue.live as usize + 33,
+            lane.order.len() <= 2 * lane.live as usize + 33,
             "{}",
-            queue.order.len()
+            lane.order.len()
         );
     }
 
@@ -799,6 +945,92 @@ mod tests {
         assert!(pool
             .take_partner(&ticket(2, Mode::Text, later).ticket, later)
             .is_none());
+    }
+
+    /// A user from DE who accepts only JP: turns away everyone in these tests.
+    fn narrow(n: u64, now: Instant) -> Waiting<()> {
+        let mut w = ticket(n, Mode::Text, now);
+        w.ticket.country = Country::parse("DE").unwrap();
+        w.ticket.countries = CountryFilter::new(vec![Country::parse("JP").unwrap()]);
+        w
+    }
+
+    /// Arrives: paired if anyone compatible waits, else waits.
+    fn arrive(pool: &mut WaitingPool<()>, w: Waiting<()>, now: Instant) -> Option<TicketId> {
+        let partner = pool.take_partner(&w.ticket, now).map(|p| p.ticket.id);
+        if partner.is_none() {
+            pool.insert(w, now);
+        }
+        partner
+    }
+
+    #[test]
+    fn users_with_narrow_filters_never_hide_the_others() {
+        let now = Instant::now();
+        let mut pool = WaitingPool::new();
+        // More than a search looks at, in the random queue and in an interest queue.
+        for n in 0..3 * SCAN_LIMIT as u64 {
+            let mut w = narrow(n, now);
+            if n % 2 == 0 {
+                w.ticket.interests = with_interests(n, &["go"], None, now).ticket.interests;
+            }
+            assert_eq!(arrive(&mut pool, w, now), None);
+        }
+        assert_eq!(arrive(&mut pool, ticket(100, Mode::Text, now), now), None);
+        assert_eq!(
+            arrive(&mut pool, ticket(101, Mode::Text, now), now),
+            Some(TicketId(100)),
+            "the random queue"
+        );
+        let go = |n| with_interests(n, &["go"], None, now);
+        assert_eq!(arrive(&mut pool, go(102), now), None);
+        assert_eq!(
+            arrive(&mut pool, go(103), now),
+            Some(TicketId(102)),
+            "an interest queue"
+        );
+        assert_eq!(pool.len(), 3 * SCAN_LIMIT);
+    }
+
+    #[test]
+    fn college_users_find_each_other_behind_everyone_else() {
+        let now = Instant::now();
+        let mut pool = WaitingPool::new();
+        for n in 0..2 * SCAN_LIMIT as u64 {
+            pool.insert(narrow(n, now), now);
+            pool.insert(ticket(1000 + n, Mode::Text, now), now);
+        }
+        let college = |n| {
+            let mut w = ticket(n, Mode::Text, now);
+            w.ticket.college = Some("a.edu".into());
+            w
+        };
+        assert_eq!(arrive(&mut pool, college(100), now), None);
+        assert_eq!(arrive(&mut pool, college(101), now), Some(TicketId(100)));
+    }
+
+    #[test]
+    fn a_random_search_takes_the_longest_waiting_of_either_lane() {
+        let now = Instant::now();
+        let de = Country::parse("DE").unwrap();
+        let mut pool = WaitingPool::new();
+        let mut first = ticket(1, Mode::Text, now);
+        first.ticket.country = de;
+        first.ticket.countries = CountryFilter::new(vec![de]);
+        pool.insert(first, now);
+        let later = now + Duration::from_secs(1);
+        pool.insert(ticket(2, Mode::Text, later), later);
+        let mut newcomer = ticket(3, Mode::Text, later).ticket;
+        newcomer.country = de;
+        assert_eq!(
+            pool.take_partner(&newcomer, later).unwrap().ticket.id,
+            TicketId(1),
+            "the narrow user waited longer"
+        );
+        assert_eq!(
+            pool.take_partner(&newcomer, later).unwrap().ticket.id,
+            TicketId(2)
+        );
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! queue's order as a list): random inserts with re-used ticket ids, removals by id, partner
 //! searches, restores (at once, and late after the id was used again) and fallbacks. The
 //! model says exactly which partner a search must return (the largest overlap among the
-//! first `CANDIDATES_PER_TAG` of each interest queue, then the longest waiting, else the
-//! front of the random queue), among those whose countries suit: stays and newcomers have a
-//! country and, some, a country filter, and a search looks at `SCAN_LIMIT` live entries per
-//! queue at most, suitable or not; after every step `len`, `contains` for every id, and the set
+//! first `CANDIDATES_PER_TAG` of each lane of each interest queue, then the longest
+//! waiting, else the longest waiting of the first of each lane of the random queue), among
+//! those whose countries suit: stays and newcomers have a country and, some, a country
+//! filter, which puts them in a queue's narrow lane, and a search looks at `SCAN_LIMIT` live
+//! entries of an open lane and `NARROW_SCAN_LIMIT` of a narrow one at most, suitable or not;
+//! after every step `len`, `contains` for every id, and the set
 //! of tickets must agree. It caught a batch that removed ids unconditionally and a
 //! `contains` that trusted stale handles (both tried on purpose).
 
@@ -16,7 +18,7 @@ use rand::{Rng as _, SeedableRng};
 
 use super::{
     BucketKey, Country, CountryFilter, Interests, Lang, Mode, TicketInfo, Waiting, WaitingPool,
-    SCAN_LIMIT,
+    NARROW_SCAN_LIMIT, SCAN_LIMIT,
 };
 use crate::ids::{SessionId, TicketId};
 
@@ -73,6 +75,11 @@ impl Origin {
 
     fn suits(self, other: Origin) -> bool {
         self.accepts(other) && other.accepts(self)
+    }
+
+    /// Whether a stay of this origin waits in the narrow lanes.
+    fn narrow(self) -> bool {
+        self.filter != 0
     }
 }
 
@@ -196,22 +203,44 @@ impl Model {
             self.drop_session(old);
         }
     }
-    /// The partner a search must return, looking at `limit` entries per queue at most.
+    /// The users of `queue` in one lane, in order, the first `limit` of them (the scan
+    /// bound of that lane when `bounded`) that suit `origin`.
+    fn suitable<'a>(
+        &'a self,
+        queue: &'a [u64],
+        narrow: bool,
+        origin: Origin,
+        bounded: bool,
+    ) -> impl Iterator<Item = u64> + 'a {
+        let limit = match (bounded, narrow) {
+            (false, _) => usize::MAX,
+            (true, false) => SCAN_LIMIT,
+            (true, true) => NARROW_SCAN_LIMIT,
+        };
+        queue
+            .iter()
+            .map(|&c| self.by_session(c).unwrap())
+            .filter(move |s| s.origin.narrow() == narrow)
+            .take(limit)
+            .filter(move |s| s.origin.suits(origin))
+            .map(|s| s.session)
+    }
+
+    /// The partner a search must return, within the scan bounds when `bounded`.
     fn expect_partner(
         &self,
         m: usize,
         tags: u8,
         origin: Origin,
         random_ok: bool,
-        limit: usize,
+        bounded: bool,
     ) -> Option<u64> {
         let mut best: Option<(u64, u32, Instant)> = None;
         for t in (0..8).filter(|t| tags & (1 << t) != 0) {
-            let suitable = self.tagq[m][t]
-                .iter()
-                .take(limit)
-                .filter(|&&c| self.by_session(c).unwrap().origin.suits(origin));
-            for &c in suitable.take(super::pool::CANDIDATES_PER_TAG) {
+            for c in [false, true].into_iter().flat_map(|narrow| {
+                self.suitable(&self.tagq[m][t], narrow, origin, bounded)
+                    .take(super::pool::CANDIDATES_PER_TAG)
+            }) {
                 let s = self.by_session(c).unwrap();
                 let overlap = (s.tags & tags).count_ones();
                 let better = match best {
@@ -225,11 +254,14 @@ impl Model {
         }
         match best {
             Some((c, _, _)) => Some(c),
-            None if random_ok => self.random[m]
-                .iter()
-                .take(limit)
-                .find(|&&c| self.by_session(c).unwrap().origin.suits(origin))
-                .copied(),
+            // The first of each lane; the open lane's on a tie.
+            None if random_ok => [false, true]
+                .into_iter()
+                .filter_map(|narrow| {
+                    self.suitable(&self.random[m], narrow, origin, bounded)
+                        .next()
+                })
+                .min_by_key(|&c| self.by_session(c).unwrap().since),
             None => None,
         }
     }
@@ -341,8 +373,8 @@ fn run(seed: u64, steps: usize, ids: u64, prefill: u64) -> usize {
             ));
             let got = pool.take_partner(&newcomer, now).map(|w| w.payload);
             let ok = newcomer.random_ok(now);
-            let want = model.expect_partner(m, tags, origin, ok, SCAN_LIMIT);
-            if want != model.expect_partner(m, tags, origin, ok, usize::MAX) {
+            let want = model.expect_partner(m, tags, origin, ok, true);
+            if want != model.expect_partner(m, tags, origin, ok, false) {
                 bounded += 1;
             }
             assert_eq!(got, want, "take_partner: {}", ctx(&log));

@@ -164,6 +164,14 @@ impl TicketInfo {
             }
     }
 
+    /// Whether the user's own filters accept every partner: no country or gender filter,
+    /// and not in college mode (college users meet only each other). The pool keeps these
+    /// users in queue lanes of their own, so that users with narrow filters, who turn most
+    /// newcomers away, never hide them from a search.
+    pub fn accepts_everyone(&self) -> bool {
+        self.countries.is_open() && self.want_gender.is_open() && self.college.is_none()
+    }
+
     /// Whether the two may be paired at `now`: same bucket, filters mutual, and a shared
     /// interest unless both accept a random partner. Recent partners are a preference, not a
     /// rule, and are left to the pool.
