@@ -34,10 +34,11 @@ use crate::ids::TicketId;
 /// user's in its college lane), at most.
 pub const SCAN_LIMIT: usize = 16;
 
-/// How many live entries a partner search looks at in a queue's narrow lane, at most: each
-/// costs a newcomer a look, and most turn it away. Users with narrow filters find partners
-/// mostly by their own search, which looks at `SCAN_LIMIT` users of each open lane; while
-/// they wait, newcomers find the first few of each narrow lane.
+/// How many live entries a search by a newcomer who accepts everyone looks at in a queue's
+/// narrow lane, at most: each costs a look, and most turn it away. A newcomer with a narrow
+/// filter of its own looks at `SCAN_LIMIT` there, as in the open lane, so that two users
+/// with narrow filters who suit each other are not hidden from each other by a few who suit
+/// neither.
 pub const NARROW_SCAN_LIMIT: usize = 4;
 
 /// How many compatible candidates per lane of an interest queue are compared for the
@@ -79,6 +80,14 @@ impl Kind {
             Self::Narrow
         }
     }
+
+    /// How many live entries of a narrow lane a newcomer of this kind looks at.
+    fn narrow_limit(self) -> usize {
+        match self {
+            Self::Open => NARROW_SCAN_LIMIT,
+            Self::Narrow | Self::College => SCAN_LIMIT,
+        }
+    }
 }
 
 /// One queue, in lanes (see `Kind`), each in arrival order.
@@ -111,37 +120,35 @@ impl Queue {
         }
     }
 
-    /// The lanes a newcomer searches, each with how many live entries it looks at: the
-    /// college lane for a college newcomer, else the open and the narrow lanes.
-    fn searched(&self, college: bool) -> [Option<(&Lane, usize)>; 2] {
-        if college {
-            [self.college.as_deref().map(|lane| (lane, SCAN_LIMIT)), None]
-        } else {
-            [
+    /// The lanes a newcomer of `kind` searches, each with how many live entries it looks
+    /// at: the college lane for a college newcomer, else the open and the narrow lanes.
+    fn searched(&self, kind: Kind) -> [Option<(&Lane, usize)>; 2] {
+        match kind {
+            Kind::College => [self.college.as_deref().map(|lane| (lane, SCAN_LIMIT)), None],
+            Kind::Open | Kind::Narrow => [
                 Some((&self.open, SCAN_LIMIT)),
-                Some((&self.narrow, NARROW_SCAN_LIMIT)),
-            ]
+                Some((&self.narrow, kind.narrow_limit())),
+            ],
         }
     }
 
     /// The same, to scan.
-    fn searched_mut(&mut self, college: bool) -> [Option<(&mut Lane, usize)>; 2] {
-        if college {
-            [
+    fn searched_mut(&mut self, kind: Kind) -> [Option<(&mut Lane, usize)>; 2] {
+        match kind {
+            Kind::College => [
                 self.college.as_deref_mut().map(|lane| (lane, SCAN_LIMIT)),
                 None,
-            ]
-        } else {
-            [
+            ],
+            Kind::Open | Kind::Narrow => [
                 Some((&mut self.open, SCAN_LIMIT)),
-                Some((&mut self.narrow, NARROW_SCAN_LIMIT)),
-            ]
+                Some((&mut self.narrow, kind.narrow_limit())),
+            ],
         }
     }
 
     /// Asks the CPU to start loading the first handles of the lanes a newcomer searches.
-    fn prefetch_fronts(&self, college: bool) {
-        for (lane, limit) in self.searched(college).into_iter().flatten() {
+    fn prefetch_fronts(&self, kind: Kind) {
+        for (lane, limit) in self.searched(kind).into_iter().flatten() {
             let (front, _) = lane.order.as_slices();
             prefetch_all(&front[..front.len().min(limit.min(PREFETCH))]);
         }
@@ -149,8 +156,8 @@ impl Queue {
 
     /// Asks the CPU to start loading the summaries of the first candidates a search of
     /// this queue will look at.
-    fn prefetch_candidates<E: super::slab::Entry>(&self, slab: &Slab<E>, college: bool) {
-        for (lane, limit) in self.searched(college).into_iter().flatten() {
+    fn prefetch_candidates<E: super::slab::Entry>(&self, slab: &Slab<E>, kind: Kind) {
+        for (lane, limit) in self.searched(kind).into_iter().flatten() {
             for &handle in lane.order.iter().take(limit.min(PREFETCH)) {
                 slab.prefetch(handle);
             }
@@ -433,14 +440,14 @@ impl<T> WaitingPool<T> {
         for &tag in mine.iter() {
             queues.prefetch(tag);
         }
-        let college = ticket.college.is_some();
+        let kind = Kind::of(ticket);
         for &tag in mine.iter() {
-            self.tags.queue_ref(tag).prefetch_fronts(college);
+            self.tags.queue_ref(tag).prefetch_fronts(kind);
         }
         for &tag in mine.iter() {
             self.tags
                 .queue_ref(tag)
-                .prefetch_candidates(&self.slab, college);
+                .prefetch_candidates(&self.slab, kind);
         }
 
         let Self {
@@ -463,7 +470,7 @@ impl<T> WaitingPool<T> {
         let mut best: Option<(Handle, usize, i64)> = None;
         let mut recent: Option<Handle> = None;
         for &tag in mine.iter() {
-            for (lane, limit) in tags.queue(tag).searched_mut(college).into_iter().flatten() {
+            for (lane, limit) in tags.queue(tag).searched_mut(kind).into_iter().flatten() {
                 let mut compared = 0;
                 scan(lane, slab, scratch, limit, |handle, summary| {
                     match verdict(handle, summary) {
@@ -503,10 +510,10 @@ impl<T> WaitingPool<T> {
         let mut chosen = best.map(|(handle, _, _)| handle);
         if chosen.is_none() && ticket.random_ok(now) {
             if let Some(queue) = random.get_mut(&ticket.bucket) {
-                queue.prefetch_candidates(slab, college);
+                queue.prefetch_candidates(slab, kind);
                 // The longest waiting of the first compatible user of each lane.
                 let mut first: Option<(Handle, i64)> = None;
-                for (lane, limit) in queue.searched_mut(college).into_iter().flatten() {
+                for (lane, limit) in queue.searched_mut(kind).into_iter().flatten() {
                     scan(lane, slab, scratch, limit, |handle, summary| match verdict(
                         handle, summary,
                     ) {
@@ -990,6 +997,30 @@ mod tests {
             "an interest queue"
         );
         assert_eq!(pool.len(), 3 * SCAN_LIMIT);
+    }
+
+    #[test]
+    fn users_with_narrow_filters_who_suit_each_other_meet_behind_a_few_who_do_not() {
+        use crate::matching::{Gender, GenderFilter};
+        let now = Instant::now();
+        let mut pool = WaitingPool::new();
+        for n in 0..2 * NARROW_SCAN_LIMIT as u64 {
+            pool.insert(narrow(n, now), now);
+        }
+        let wants = |n, own, other| {
+            let mut w = ticket(n, Mode::Text, now);
+            w.ticket.gender = Some(own);
+            w.ticket.want_gender = GenderFilter::of([other]);
+            w
+        };
+        assert_eq!(
+            arrive(&mut pool, wants(100, Gender::M, Gender::F), now),
+            None
+        );
+        assert_eq!(
+            arrive(&mut pool, wants(101, Gender::F, Gender::M), now),
+            Some(TicketId(100))
+        );
     }
 
     #[test]

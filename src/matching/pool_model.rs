@@ -6,7 +6,8 @@
 //! waiting, else the longest waiting of the first of each lane of the random queue), among
 //! those whose countries suit: stays and newcomers have a country and, some, a country
 //! filter, which puts them in a queue's narrow lane, and a search looks at `SCAN_LIMIT` live
-//! entries of an open lane and `NARROW_SCAN_LIMIT` of a narrow one at most, suitable or not;
+//! entries of an open lane and `NARROW_SCAN_LIMIT` of a narrow one at most (`SCAN_LIMIT` if
+//! the newcomer has a filter too), suitable or not;
 //! after every step `len`, `contains` for every id, and the set
 //! of tickets must agree. It caught a batch that removed ids unconditionally and a
 //! `contains` that trusted stale handles (both tried on purpose).
@@ -212,7 +213,8 @@ impl Model {
         origin: Origin,
         bounded: bool,
     ) -> impl Iterator<Item = u64> + 'a {
-        let limit = match (bounded, narrow) {
+        // A newcomer with a filter of its own looks as far into narrow lanes as into open ones.
+        let limit = match (bounded, narrow && !origin.narrow()) {
             (false, _) => usize::MAX,
             (true, false) => SCAN_LIMIT,
             (true, true) => NARROW_SCAN_LIMIT,
