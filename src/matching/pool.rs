@@ -81,11 +81,20 @@ impl Kind {
         }
     }
 
-    /// How many live entries of a narrow lane a newcomer of this kind looks at.
-    fn narrow_limit(self) -> usize {
+    /// The lanes a newcomer of this kind searches, each with how many live entries it
+    /// looks at: the college lane for a college newcomer, else the open lane and the narrow
+    /// one (in which a newcomer who accepts everyone looks at fewer).
+    fn searched(self) -> [Option<(Kind, usize)>; 2] {
         match self {
-            Self::Open => NARROW_SCAN_LIMIT,
-            Self::Narrow | Self::College => SCAN_LIMIT,
+            Self::College => [Some((Self::College, SCAN_LIMIT)), None],
+            Self::Open => [
+                Some((Self::Open, SCAN_LIMIT)),
+                Some((Self::Narrow, NARROW_SCAN_LIMIT)),
+            ],
+            Self::Narrow => [
+                Some((Self::Open, SCAN_LIMIT)),
+                Some((Self::Narrow, SCAN_LIMIT)),
+            ],
         }
     }
 }
@@ -112,6 +121,7 @@ struct Slot<T> {
 }
 
 impl Queue {
+    /// The lane of `kind`, made if it is the college lane and there is none yet.
     fn lane(&mut self, kind: Kind) -> &mut Lane {
         match kind {
             Kind::Open => &mut self.open,
@@ -120,35 +130,33 @@ impl Queue {
         }
     }
 
-    /// The lanes a newcomer of `kind` searches, each with how many live entries it looks
-    /// at: the college lane for a college newcomer, else the open and the narrow lanes.
-    fn searched(&self, kind: Kind) -> [Option<(&Lane, usize)>; 2] {
+    /// The lane of `kind`, if there is one (a search makes none).
+    fn lane_mut(&mut self, kind: Kind) -> Option<&mut Lane> {
         match kind {
-            Kind::College => [self.college.as_deref().map(|lane| (lane, SCAN_LIMIT)), None],
-            Kind::Open | Kind::Narrow => [
-                Some((&self.open, SCAN_LIMIT)),
-                Some((&self.narrow, kind.narrow_limit())),
-            ],
+            Kind::Open => Some(&mut self.open),
+            Kind::Narrow => Some(&mut self.narrow),
+            Kind::College => self.college.as_deref_mut(),
         }
     }
 
-    /// The same, to scan.
-    fn searched_mut(&mut self, kind: Kind) -> [Option<(&mut Lane, usize)>; 2] {
+    /// The same, to read.
+    fn lane_ref(&self, kind: Kind) -> Option<&Lane> {
         match kind {
-            Kind::College => [
-                self.college.as_deref_mut().map(|lane| (lane, SCAN_LIMIT)),
-                None,
-            ],
-            Kind::Open | Kind::Narrow => [
-                Some((&mut self.open, SCAN_LIMIT)),
-                Some((&mut self.narrow, kind.narrow_limit())),
-            ],
+            Kind::Open => Some(&self.open),
+            Kind::Narrow => Some(&self.narrow),
+            Kind::College => self.college.as_deref(),
         }
+    }
+
+    /// The lanes a newcomer of `kind` searches, with their limits (`Kind::searched`).
+    fn searched(&self, kind: Kind) -> impl Iterator<Item = (&Lane, usize)> {
+        let lanes = kind.searched().into_iter().flatten();
+        lanes.filter_map(|(lane, limit)| Some((self.lane_ref(lane)?, limit)))
     }
 
     /// Asks the CPU to start loading the first handles of the lanes a newcomer searches.
     fn prefetch_fronts(&self, kind: Kind) {
-        for (lane, limit) in self.searched(kind).into_iter().flatten() {
+        for (lane, limit) in self.searched(kind) {
             let (front, _) = lane.order.as_slices();
             prefetch_all(&front[..front.len().min(limit.min(PREFETCH))]);
         }
@@ -157,7 +165,7 @@ impl Queue {
     /// Asks the CPU to start loading the summaries of the first candidates a search of
     /// this queue will look at.
     fn prefetch_candidates<E: super::slab::Entry>(&self, slab: &Slab<E>, kind: Kind) {
-        for (lane, limit) in self.searched(kind).into_iter().flatten() {
+        for (lane, limit) in self.searched(kind) {
             for &handle in lane.order.iter().take(limit.min(PREFETCH)) {
                 slab.prefetch(handle);
             }
@@ -470,7 +478,10 @@ impl<T> WaitingPool<T> {
         let mut best: Option<(Handle, usize, i64)> = None;
         let mut recent: Option<Handle> = None;
         for &tag in mine.iter() {
-            for (lane, limit) in tags.queue(tag).searched_mut(kind).into_iter().flatten() {
+            for (lane, limit) in kind.searched().into_iter().flatten() {
+                let Some(lane) = tags.queue(tag).lane_mut(lane) else {
+                    continue;
+                };
                 let mut compared = 0;
                 scan(lane, slab, scratch, limit, |handle, summary| {
                     match verdict(handle, summary) {
@@ -513,7 +524,10 @@ impl<T> WaitingPool<T> {
                 queue.prefetch_candidates(slab, kind);
                 // The longest waiting of the first compatible user of each lane.
                 let mut first: Option<(Handle, i64)> = None;
-                for (lane, limit) in queue.searched_mut(kind).into_iter().flatten() {
+                for (lane, limit) in kind.searched().into_iter().flatten() {
+                    let Some(lane) = queue.lane_mut(lane) else {
+                        continue;
+                    };
                     scan(lane, slab, scratch, limit, |handle, summary| match verdict(
                         handle, summary,
                     ) {
@@ -626,13 +640,10 @@ impl<T> WaitingPool<T> {
             let empty = self.random.values().filter(|q| q.counted_empty).count();
             assert_eq!(empty, self.empty_queues, "empty queue count");
             for queue in queues() {
-                let lanes = [
-                    (Some(&queue.open), Kind::Open),
-                    (Some(&queue.narrow), Kind::Narrow),
-                    (queue.college.as_deref(), Kind::College),
-                ];
-                for (lane, kind) in lanes {
-                    let Some(lane) = lane else { continue };
+                for kind in [Kind::Open, Kind::Narrow, Kind::College] {
+                    let Some(lane) = queue.lane_ref(kind) else {
+                        continue;
+                    };
                     let live: Vec<&Slot<T>> = lane
                         .order
                         .iter()
