@@ -39,7 +39,8 @@ pub enum Change {
     Draining(NodeId),
     /// Restarted under the same id: everything of the old instance is gone (as if it
     /// died: its chats end, its tickets go, seats held for its users wait again), and the
-    /// new one joined (seats held for the new instance's users stay held).
+    /// new one joined (seats held for the new instance's users stay held, where the seat
+    /// knows the instance it was held for).
     Restarted(NodeId),
     /// Reconnected to NATS (now in this epoch): it dropped the tickets it held for others
     /// and took back the ones it had sent away before.

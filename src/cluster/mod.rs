@@ -756,13 +756,10 @@ impl Cluster {
                         keep,
                     });
                 }
-                match &change {
-                    Change::Died(id) => self.release_reservations_with(node, id, None),
-                    Change::Restarted(id) => {
-                        let instance = self.membership.read().status(id).map(|s| s.instance);
-                        self.release_reservations_with(node, id, instance);
-                    }
-                    _ => {}
+                if !matches!(change, Change::Reconnected(..)) {
+                    // Died: `keep` is none, every seat held for it waits again; restarted:
+                    // those held for its new instance stay.
+                    self.release_reservations_with(node, id, keep.map(|(instance, _)| instance));
                 }
                 // Tickets it held come home (it dropped them, or is gone).
                 self.bring_home(node, |owner| owner == id);
@@ -795,7 +792,7 @@ impl Cluster {
     /// spill can overtake the heartbeat that announces the new epoch): ending it would tell
     /// that user `matched` and then `ended`. Its reservations wait for the answer, or for
     /// the claim timeout if the `Commit` was lost. Nor for a restarted node's new instance,
-    /// for the same reason; one held for its old instance goes, since a late `Committed`
+    /// when the reservation knows the instance, for the same reason; one held for its old instance goes, since a late `Committed`
     /// from the old process would pair our user with a session that is gone.
     fn release_reservations_with(&self, node: &Node, gone: &NodeId, live: Option<u64>) {
         let held = self.take_reservations(|r| {
