@@ -82,6 +82,10 @@ pub struct Proposal {
     pub ticket: TicketId,
     /// The other side.
     pub partner: Address,
+    /// The instance of the partner's node that the partner's ticket came from: a seat
+    /// reserved for it survives that node's restart only if this is the new instance.
+    /// `None` from a node that predates the field (see `cluster::wire`).
+    pub partner_instance: Option<u64>,
     pub partner_ticket: TicketId,
     pub partner_public: PartnerInfo,
     /// Whether the receiving side makes the WebRTC offer.

@@ -83,8 +83,9 @@ struct Spilled {
 struct Reservation {
     ticket: Ticket,
     partner: Address,
-    /// The partner's node instance, when known (the partner's ticket came with it): a
-    /// reservation for a node that restarted is kept only if it is for the new instance.
+    /// The partner's node instance, as its ticket or the owner's proposal named it (unknown
+    /// only from a node that predates the field): a reservation for a node that restarted
+    /// is kept only if it is for the new instance.
     partner_instance: Option<u64>,
     partner_public: PartnerInfo,
     initiator: bool,
@@ -293,6 +294,7 @@ impl Cluster {
                         node: self.me.clone(),
                         session: local.info.session,
                     },
+                    partner_instance: Some(self.instance),
                     partner_ticket: local.info.id,
                     partner_public: local.public.clone(),
                     initiator: !local_initiator,
@@ -340,6 +342,7 @@ impl Cluster {
                         node: second.home.clone(),
                         session: second.info.session,
                     },
+                    partner_instance: Some(second.instance),
                     partner_ticket: second.info.id,
                     partner_public: second.public,
                     // The one who waited longer makes the WebRTC offer.
@@ -453,6 +456,7 @@ impl Cluster {
                 node: self.me.clone(),
                 session: mine.info.session,
             },
+            partner_instance: Some(self.instance),
             partner_ticket: mine.info.id,
             partner_public: mine.public.clone(),
             initiator: !proposal.initiator,
@@ -463,7 +467,7 @@ impl Cluster {
             Reservation {
                 ticket: mine,
                 partner: proposal.partner.clone(),
-                partner_instance: None,
+                partner_instance: proposal.partner_instance,
                 partner_public: proposal.partner_public,
                 initiator: proposal.initiator,
                 common_interests: proposal.common_interests,
@@ -792,7 +796,8 @@ impl Cluster {
     /// spill can overtake the heartbeat that announces the new epoch): ending it would tell
     /// that user `matched` and then `ended`. Its reservations wait for the answer, or for
     /// the claim timeout if the `Commit` was lost. Nor for a restarted node's new instance,
-    /// when the reservation knows the instance, for the same reason; one held for its old instance goes, since a late `Committed`
+    /// for the same reason; one held for its old instance (or, from a node that predates
+    /// `Proposal::partner_instance`, for an unknown one) goes, since a late `Committed`
     /// from the old process would pair our user with a session that is gone.
     fn release_reservations_with(&self, node: &Node, gone: &NodeId, live: Option<u64>) {
         let held = self.take_reservations(|r| {
@@ -1082,6 +1087,56 @@ mod tests {
             }
         }
 
+        /// What the owner of our bucket, node c, does on pairing our waiting user
+        /// (`session`) with a user of b's instance `instance` (as b's ticket named it):
+        /// it asks us to reserve our seat, and we ask b to commit.
+        fn reserved_for_b_by_c(&self, session: u64, instance: Option<u64>) -> Ours {
+            let now = Instant::now();
+            let bucket = BucketKey {
+                mode: Mode::Text,
+                lang: Lang::EN,
+            };
+            let (events, ours) = mpsc::unbounded_channel();
+            let seat = Arc::new(Seat::new(SessionId(session)));
+            let mine = TicketId::next();
+            assert!(seat.start_waiting(mine));
+            let local = Ticket {
+                info: TicketInfo::plain(mine, SessionId(session), bucket, now),
+                seat: Arc::clone(&seat),
+                peer: Peer {
+                    session: SessionId(session),
+                    link: Arc::new(Events(events)),
+                },
+                public: PartnerInfo::default(),
+            };
+            assert!(self.cluster.spill(local, NodeId("c".into()), now).is_ok());
+            let chat = ChatId::random();
+            let reserve = Proposal {
+                chat,
+                ticket: mine,
+                partner: Address {
+                    node: NodeId("b".into()),
+                    session: partner(session),
+                },
+                partner_instance: instance,
+                partner_ticket: TicketId::next(),
+                partner_public: PartnerInfo::default(),
+                initiator: true,
+                common_interests: Vec::new(),
+            };
+            self.cluster.receive(Envelope::Reserve(reserve), now);
+            assert!(
+                matches!(self.outbox.0.lock().last(), Some((to, Envelope::Commit(p))) if to.0 == "b" && p.chat == chat),
+                "the commit goes to b"
+            );
+            Ours {
+                chat,
+                seat,
+                ticket: mine,
+                events: ours,
+            }
+        }
+
         /// b's answer: its user `session` took the pairing.
         fn committed(&self, chat: ChatId, session: SessionId) {
             let committer = Address {
@@ -1178,6 +1233,40 @@ mod tests {
         assert!(old.waits());
         // The new instance's answer completes its pairing.
         f.committed(new.chat, partner(2));
+        assert!(matches!(
+            new.events.try_recv(),
+            Ok(SessionEvent::SeatChanged)
+        ));
+        assert!(new.is_matched());
+        assert_eq!(f.cluster.stats.cross_matches.load(Ordering::Relaxed), 1);
+        f.node.stop();
+    }
+
+    #[actix_rt::test]
+    async fn a_seat_reserved_at_the_owners_request_is_kept_if_for_a_restarted_nodes_new_instance() {
+        let f = Fixture::new();
+        f.cluster.receive(heartbeat("c", 5, 0), Instant::now());
+        let old = f.reserved_for_b_by_c(1, Some(7));
+        // From an owner that predates `partner_instance`: the instance is unknown.
+        let unknown = f.reserved_for_b_by_c(2, None);
+        // b restarted as instance 8; c paired our user with one of its new users, whose
+        // ticket reached c before b's first heartbeat reached us.
+        let mut new = f.reserved_for_b_by_c(3, Some(8));
+        f.cluster.receive(heartbeat("b", 8, 0), Instant::now());
+
+        assert!(
+            old.waits(),
+            "the seat held for the old instance waits again"
+        );
+        assert!(
+            unknown.waits(),
+            "so does the one held for an unknown instance"
+        );
+        let mut ended = f.ended_on_b();
+        ended.sort_by_key(|s| s.0);
+        assert_eq!(ended, vec![partner(1), partner(2)], "their chats are ended");
+        // The new instance's answer completes its pairing.
+        f.committed(new.chat, partner(3));
         assert!(matches!(
             new.events.try_recv(),
             Ok(SessionEvent::SeatChanged)

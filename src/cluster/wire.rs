@@ -3,6 +3,10 @@
 //! know, so a rolling upgrade that changes the layout bumps [`VERSION`] and keeps decoding
 //! the previous one until every node runs the new code (docs/cluster.md).
 //!
+//! A field added since needs no new version when it can be appended after the body: nodes
+//! read the body and ignore what follows it, and read an appended field only when it is
+//! there. `Reserve` and `Commit` append the partner's node instance this way.
+//!
 //! This is the third vocabulary, kept apart from the client protocol and from actor messages:
 //! times are relative (microseconds waited, microseconds until the interest fallback), so
 //! nodes need no synchronised clocks; ids are plain integers.
@@ -67,6 +71,11 @@ pub fn encode(envelope: &Envelope, now: Instant, sent_at_us: u64) -> Option<Vec<
     let wire = Wire::from_envelope(envelope, now)?;
     let mut out = vec![VERSION];
     bincode::encode_into_std_write((sent_at_us, &wire), &mut out, config()).ok()?;
+    if let Envelope::Reserve(p) | Envelope::Commit(p) = envelope {
+        if let Some(instance) = p.partner_instance {
+            bincode::encode_into_std_write(instance, &mut out, config()).ok()?;
+        }
+    }
     Some(out)
 }
 
@@ -84,9 +93,19 @@ pub fn decode(payload: &[u8], now: Instant) -> Result<Received, WireError> {
     if version != VERSION {
         return Err(WireError::Version(version));
     }
-    let ((sent_at_us, wire), _): ((u64, Wire), usize) = bincode::decode_from_slice(body, config())?;
+    let ((sent_at_us, wire), read): ((u64, Wire), usize) =
+        bincode::decode_from_slice(body, config())?;
+    let mut envelope = wire.into_envelope(now)?;
+    // Appended fields (see the module's doc): absent from older nodes' payloads.
+    let appended = &body[read..];
+    if let Envelope::Reserve(p) | Envelope::Commit(p) = &mut envelope {
+        if !appended.is_empty() {
+            let (instance, _): (u64, usize) = bincode::decode_from_slice(appended, config())?;
+            p.partner_instance = Some(instance);
+        }
+    }
     Ok(Received {
-        envelope: wire.into_envelope(now)?,
+        envelope,
         sent_at_us,
     })
 }
@@ -357,6 +376,8 @@ impl WireProposal {
                 node: node_id(self.partner_node)?,
                 session: SessionId(self.partner_session),
             },
+            // Appended after the body, if the sender knows it (see `decode`).
+            partner_instance: None,
             partner_ticket: TicketId(self.partner_ticket),
             partner_public: self.partner_public,
             initiator: self.initiator,
@@ -610,6 +631,89 @@ mod tests {
             event: SessionEvent::SeatChanged,
         };
         assert!(encode(&local, now, 1).is_none());
+    }
+
+    /// The fields a proposal round trip must keep, as one comparable value.
+    fn fields(
+        p: &Proposal,
+    ) -> (
+        ChatId,
+        TicketId,
+        Address,
+        Option<u64>,
+        TicketId,
+        Vec<String>,
+    ) {
+        (
+            p.chat,
+            p.ticket,
+            p.partner.clone(),
+            p.partner_instance,
+            p.partner_ticket,
+            p.common_interests.clone(),
+        )
+    }
+
+    #[test]
+    fn proposals_append_the_partners_instance_which_older_nodes_neither_send_nor_read() {
+        let now = Instant::now();
+        let sent = Proposal {
+            chat: ChatId(3),
+            ticket: TicketId(4),
+            partner: Address {
+                node: NodeId("b".into()),
+                session: SessionId(5),
+            },
+            partner_instance: Some(8),
+            partner_ticket: TicketId(6),
+            partner_public: PartnerInfo {
+                country: "AT".into(),
+                college: None,
+            },
+            initiator: true,
+            common_interests: vec!["music".into()],
+        };
+        for envelope in [
+            Envelope::Reserve(sent.clone()),
+            Envelope::Commit(sent.clone()),
+        ] {
+            let bytes = encode(&envelope, now, 1).unwrap();
+            let (Envelope::Reserve(got) | Envelope::Commit(got)) =
+                decode(&bytes, now).unwrap().envelope
+            else {
+                panic!("a proposal expected")
+            };
+            assert_eq!(fields(&got), fields(&sent));
+
+            // An older node reads the body and ignores what follows it.
+            let ((_, wire), read): ((u64, Wire), usize) =
+                bincode::decode_from_slice(&bytes[1..], config()).unwrap();
+            assert!(1 + read < bytes.len(), "the instance follows the body");
+            let (Envelope::Reserve(old) | Envelope::Commit(old)) = wire.into_envelope(now).unwrap()
+            else {
+                panic!("a proposal expected")
+            };
+            assert_eq!(old.partner_instance, None);
+            assert_eq!(old.chat, sent.chat);
+
+            // An older node's proposal is the body alone: the instance is unknown.
+            let (Envelope::Reserve(got) | Envelope::Commit(got)) =
+                decode(&bytes[..1 + read], now).unwrap().envelope
+            else {
+                panic!("a proposal expected")
+            };
+            assert_eq!(got.partner_instance, None);
+            assert_eq!(got.partner_ticket, sent.partner_ticket);
+        }
+        let unknown = Proposal {
+            partner_instance: None,
+            ..sent
+        };
+        let bytes = encode(&Envelope::Commit(unknown.clone()), now, 1).unwrap();
+        let Envelope::Commit(got) = decode(&bytes, now).unwrap().envelope else {
+            panic!("a commit expected")
+        };
+        assert_eq!(fields(&got), fields(&unknown));
     }
 
     #[test]
