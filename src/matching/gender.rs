@@ -49,6 +49,7 @@ impl GenderFilter {
     }
 
     /// Whether a partner of `gender` is accepted.
+    #[inline]
     pub fn accepts(self, gender: Option<Gender>) -> bool {
         self.0 == 0 || gender.is_some_and(|g| self.0 & g.bit() != 0)
     }

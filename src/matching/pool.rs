@@ -13,6 +13,11 @@
 //! away, and, in one lane, those who wait longest would gather at its front and hide
 //! everyone behind them from every search; a college user is turned away by everyone else.
 //! A search looks at the front of the lanes of its own kind: open and narrow, or college.
+//! It passes over a narrow lane when a one-word set of the countries its users accept
+//! proves that all the search would look at there turn the newcomer away: the first few
+//! users (`NARROW_SCAN_LIMIT`) for a newcomer who accepts everyone, who stay at the front
+//! of a busy tag's lane because few newcomers suit them; the whole lane for a newcomer with
+//! a filter of its own. Which partner a search finds is the same as without the sets.
 //! Removal is O(the user's interests) too: the entry leaves the index at once
 //! when withdrawn by id, in a later batch when taken by a search (see `index.rs`), and its
 //! queue slots become tombstones, dropped when they reach the front or when tombstones
@@ -22,12 +27,13 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use super::country::CountrySet;
 use super::deadlines::Deadlines;
 use super::hash::FastBuild;
 use super::index::TicketIndex;
 use super::slab::{prefetch_all, Handle, Slab, Summary, Verdict};
 use super::tags::{TagId, TagIds, TagTable};
-use super::{BucketKey, TicketInfo, Waiting};
+use super::{BucketKey, Country, TicketInfo, Waiting};
 use crate::ids::TicketId;
 
 /// How many live entries a partner search looks at in a queue's open lane (and a college
@@ -106,6 +112,19 @@ struct Queue {
     narrow: Lane,
     /// Apart from the header, which every search reads: college users are few.
     college: Option<Box<Lane>>,
+    /// The countries the users of the narrow lane accept, or more (never fewer): a newcomer
+    /// with a filter of its own, from a country outside it, would be turned away by all of
+    /// them, so its search passes over the lane without reading it. Most lanes of rare tags
+    /// hold a few users, who accept a few countries each. Grows as users join; exact again
+    /// when the lane empties or is compacted.
+    narrow_accepts: CountrySet,
+    /// The same for the first `NARROW_SCAN_LIMIT` live users of the narrow lane, all that a
+    /// newcomer who accepts everyone looks at there: the users at the front of a busy tag's
+    /// narrow lane, whom few newcomers suit, stay there, and every newcomer from a country
+    /// they turn away passes over them. Grows as users join within those first few; every
+    /// country after a departure from the lane (the next user in line may move up); exact
+    /// again after such a newcomer's scan that saw them all.
+    narrow_front_accepts: CountrySet,
     /// Whether this (random) queue is counted in `empty_queues` (emptied, kept for reuse).
     counted_empty: bool,
 }
@@ -148,15 +167,74 @@ impl Queue {
         }
     }
 
-    /// The lanes a newcomer of `kind` searches, with their limits (`Kind::searched`).
-    fn searched(&self, kind: Kind) -> impl Iterator<Item = (&Lane, usize)> {
+    /// Adds `handle` to the lane of `kind`; `accepts` are the countries the user accepts.
+    fn push(&mut self, handle: Handle, kind: Kind, front: bool, accepts: CountrySet) {
+        if kind == Kind::Narrow {
+            self.narrow_accepts |= accepts;
+            if front || (self.narrow.live as usize) < NARROW_SCAN_LIMIT {
+                self.narrow_front_accepts |= accepts;
+            }
+        }
+        self.lane(kind).push(handle, front);
+    }
+
+    /// Whether a newcomer of kind `newcomer` from `country` may find anyone among what it
+    /// looks at in the lane of `lane`: `false` when all of them would turn it away.
+    fn shows(&self, lane: Kind, newcomer: Kind, country: Country) -> bool {
+        match (lane, newcomer) {
+            (Kind::Narrow, Kind::Open) => self.narrow_front_accepts.may_hold(country),
+            (Kind::Narrow, _) => self.narrow_accepts.may_hold(country),
+            _ => true,
+        }
+    }
+
+    /// The lanes a newcomer of `kind` from `country` searches, with their limits
+    /// (`Kind::searched`), but for those where nobody it looks at accepts its country.
+    fn searched(&self, kind: Kind, country: Country) -> impl Iterator<Item = (&Lane, usize)> {
         let lanes = kind.searched().into_iter().flatten();
-        lanes.filter_map(|(lane, limit)| Some((self.lane_ref(lane)?, limit)))
+        lanes
+            .filter(move |&(lane, _)| self.shows(lane, kind, country))
+            .filter_map(|(lane, limit)| Some((self.lane_ref(lane)?, limit)))
+    }
+
+    /// Scans the lane of `lane` for a newcomer of kind `newcomer` from `country`, up to
+    /// `limit` live entries (see `scan`), unless all it would look at turn it away. A scan
+    /// of the narrow lane for a newcomer who accepts everyone that saw all such newcomers
+    /// look at makes `narrow_front_accepts` exact.
+    #[allow(clippy::too_many_arguments)] // a scan's inputs, passed through
+    fn scan<E: super::slab::Entry>(
+        &mut self,
+        lane: Kind,
+        limit: usize,
+        newcomer: Kind,
+        country: Country,
+        slab: &Slab<E>,
+        kept: &mut Vec<Handle>,
+        mut visit: impl FnMut(Handle, &Summary) -> bool,
+    ) {
+        if !self.shows(lane, newcomer, country) {
+            return;
+        }
+        let Some(order) = self.lane_mut(lane) else {
+            return;
+        };
+        let front = lane == Kind::Narrow && newcomer == Kind::Open;
+        let mut seen = CountrySet::default();
+        scan(order, slab, kept, limit, |handle, summary| {
+            if front {
+                seen |= summary.accepted_countries();
+            }
+            visit(handle, summary)
+        });
+        let live = order.live as usize;
+        if front && kept.len() >= live.min(NARROW_SCAN_LIMIT) {
+            self.narrow_front_accepts = seen;
+        }
     }
 
     /// Asks the CPU to start loading the first handles of the lanes a newcomer searches.
-    fn prefetch_fronts(&self, kind: Kind) {
-        for (lane, limit) in self.searched(kind) {
+    fn prefetch_fronts(&self, kind: Kind, country: Country) {
+        for (lane, limit) in self.searched(kind, country) {
             let (front, _) = lane.order.as_slices();
             prefetch_all(&front[..front.len().min(limit.min(PREFETCH))]);
         }
@@ -164,9 +242,15 @@ impl Queue {
 
     /// Asks the CPU to start loading the summaries of the first candidates a search of
     /// this queue will look at.
-    fn prefetch_candidates<E: super::slab::Entry>(&self, slab: &Slab<E>, kind: Kind) {
-        for (lane, limit) in self.searched(kind) {
-            for &handle in lane.order.iter().take(limit.min(PREFETCH)) {
+    fn prefetch_candidates<E: super::slab::Entry>(
+        &self,
+        slab: &Slab<E>,
+        kind: Kind,
+        country: Country,
+    ) {
+        for (lane, limit) in self.searched(kind, country) {
+            let (front, back) = lane.order.as_slices();
+            for &handle in front.iter().chain(back).take(limit.min(PREFETCH)) {
                 slab.prefetch(handle);
             }
         }
@@ -186,9 +270,26 @@ impl Queue {
         slab: &Slab<E>,
     ) -> bool {
         let lane = self.lane(kind);
-        lane.forget(handle, slab);
-        if kind == Kind::College && lane.live == 0 {
-            self.college = None;
+        let compacted = lane.forget(handle, slab);
+        let live = lane.live;
+        match kind {
+            Kind::College if live == 0 => self.college = None,
+            Kind::Narrow if live == 0 => {
+                self.narrow_accepts = CountrySet::default();
+                self.narrow_front_accepts = CountrySet::default();
+            }
+            Kind::Narrow => {
+                // Whoever comes next in line may have moved up among the first few.
+                self.narrow_front_accepts = CountrySet::ALL;
+                if compacted {
+                    self.narrow_accepts = (self.narrow.order.iter())
+                        .filter_map(|&handle| slab.summary(handle))
+                        .fold(CountrySet::default(), |set, summary| {
+                            set | summary.accepted_countries()
+                        });
+                }
+            }
+            _ => {}
         }
         self.is_empty()
     }
@@ -205,8 +306,9 @@ impl Lane {
     }
 
     /// Drops `handle`'s place in the lane: popped when at the front, else left as a
-    /// tombstone and compacted away once tombstones outnumber the living.
-    fn forget<E: super::slab::Entry>(&mut self, handle: Handle, slab: &Slab<E>) {
+    /// tombstone and compacted away once tombstones outnumber the living; says whether it
+    /// compacted.
+    fn forget<E: super::slab::Entry>(&mut self, handle: Handle, slab: &Slab<E>) -> bool {
         self.live -= 1;
         if self.order.front() == Some(&handle) {
             self.order.pop_front();
@@ -219,7 +321,9 @@ impl Lane {
             }
         } else if self.order.len() > 2 * self.live as usize + 32 {
             self.order.retain(|h| slab.is_live(*h));
+            return true;
         }
+        false
     }
 }
 
@@ -341,6 +445,10 @@ impl<T> WaitingPool<T> {
         let bucket = entry.ticket.bucket;
         let in_random = entry.ticket.random_ok(now);
         let kind = Kind::of(&entry.ticket);
+        let accepts = match kind {
+            Kind::Narrow => entry.ticket.countries.accepted(),
+            _ => CountrySet::ALL,
+        };
         let fallback = entry.ticket.random_from.filter(|_| !in_random);
         let mut ids = [0; super::Interests::MAX_TAGS];
         let interests = entry.ticket.interests.list();
@@ -365,13 +473,13 @@ impl<T> WaitingPool<T> {
                 queue.counted_empty = false;
                 self.empty_queues -= 1;
             }
-            queue.lane(kind).push(handle, front);
+            queue.push(handle, kind, front, accepts);
         } else if let Some(from) = fallback {
             self.fallbacks.add(from, handle);
             self.in_wait += 1;
         }
         for &tag in queues.iter() {
-            self.tags.queue(tag).lane(kind).push(handle, front);
+            self.tags.queue(tag).push(handle, kind, front, accepts);
         }
         if let Some(old) = self.index.insert(id, handle) {
             // Replaced (rare; ids are unique per wait). Only now, with the new stay in its
@@ -449,13 +557,14 @@ impl<T> WaitingPool<T> {
             queues.prefetch(tag);
         }
         let kind = Kind::of(ticket);
+        let country = ticket.country;
         for &tag in mine.iter() {
-            self.tags.queue_ref(tag).prefetch_fronts(kind);
+            self.tags.queue_ref(tag).prefetch_fronts(kind, country);
         }
         for &tag in mine.iter() {
             self.tags
                 .queue_ref(tag)
-                .prefetch_candidates(&self.slab, kind);
+                .prefetch_candidates(&self.slab, kind, country);
         }
 
         let Self {
@@ -479,70 +588,79 @@ impl<T> WaitingPool<T> {
         let mut recent: Option<Handle> = None;
         for &tag in mine.iter() {
             for (lane, limit) in kind.searched().into_iter().flatten() {
-                let Some(lane) = tags.queue(tag).lane_mut(lane) else {
-                    continue;
-                };
                 let mut compared = 0;
-                scan(lane, slab, scratch, limit, |handle, summary| {
-                    match verdict(handle, summary) {
-                        Verdict::No => return true,
-                        Verdict::Recent => {
-                            recent.get_or_insert(handle);
-                            return true;
+                let queue = tags.queue(tag);
+                queue.scan(
+                    lane,
+                    limit,
+                    kind,
+                    country,
+                    slab,
+                    scratch,
+                    |handle, summary| {
+                        match verdict(handle, summary) {
+                            Verdict::No => return true,
+                            Verdict::Recent => {
+                                recent.get_or_insert(handle);
+                                return true;
+                            }
+                            Verdict::Yes => {}
                         }
-                        Verdict::Yes => {}
-                    }
-                    let overlap = match summary.tags() {
-                        Some(theirs) => TagIds::overlap(mine, theirs),
-                        None => {
-                            let slot = slab.get(handle).expect("scans visit live entries");
-                            TagIds::overlap(mine, slot.tags.as_slice())
+                        let overlap = match summary.tags() {
+                            Some(theirs) => TagIds::overlap(mine, theirs),
+                            None => {
+                                let slot = slab.get(handle).expect("scans visit live entries");
+                                TagIds::overlap(mine, slot.tags.as_slice())
+                            }
+                        };
+                        let better = match best {
+                            None => true,
+                            Some((_, o, since)) => {
+                                overlap > o || (overlap == o && summary.since < since)
+                            }
+                        };
+                        if better {
+                            // Likely taken: start loading what taking it reads.
+                            slab.prefetch_entry(handle);
+                            for &tag in summary.tags().unwrap_or_default() {
+                                queues.prefetch(tag);
+                            }
+                            best = Some((handle, overlap, summary.since));
                         }
-                    };
-                    let better = match best {
-                        None => true,
-                        Some((_, o, since)) => {
-                            overlap > o || (overlap == o && summary.since < since)
-                        }
-                    };
-                    if better {
-                        // Likely taken: start loading what taking it reads.
-                        slab.prefetch_entry(handle);
-                        for &tag in summary.tags().unwrap_or_default() {
-                            queues.prefetch(tag);
-                        }
-                        best = Some((handle, overlap, summary.since));
-                    }
-                    compared += 1;
-                    compared < CANDIDATES_PER_TAG
-                });
+                        compared += 1;
+                        compared < CANDIDATES_PER_TAG
+                    },
+                );
             }
         }
         let mut chosen = best.map(|(handle, _, _)| handle);
         if chosen.is_none() && ticket.random_ok(now) {
             if let Some(queue) = random.get_mut(&ticket.bucket) {
-                queue.prefetch_candidates(slab, kind);
+                queue.prefetch_candidates(slab, kind, country);
                 // The longest waiting of the first compatible user of each lane.
                 let mut first: Option<(Handle, i64)> = None;
                 for (lane, limit) in kind.searched().into_iter().flatten() {
-                    let Some(lane) = queue.lane_mut(lane) else {
-                        continue;
-                    };
-                    scan(lane, slab, scratch, limit, |handle, summary| match verdict(
-                        handle, summary,
-                    ) {
-                        Verdict::No => true,
-                        Verdict::Recent => {
-                            recent.get_or_insert(handle);
-                            true
-                        }
-                        Verdict::Yes => {
-                            if first.is_none_or(|(_, since)| summary.since < since) {
-                                first = Some((handle, summary.since));
+                    queue.scan(
+                        lane,
+                        limit,
+                        kind,
+                        country,
+                        slab,
+                        scratch,
+                        |handle, summary| match verdict(handle, summary) {
+                            Verdict::No => true,
+                            Verdict::Recent => {
+                                recent.get_or_insert(handle);
+                                true
                             }
-                            false
-                        }
-                    });
+                            Verdict::Yes => {
+                                if first.is_none_or(|(_, since)| summary.since < since) {
+                                    first = Some((handle, summary.since));
+                                }
+                                false
+                            }
+                        },
+                    );
                 }
                 chosen = first.map(|(handle, _)| handle);
             }
@@ -654,6 +772,19 @@ impl<T> WaitingPool<T> {
                         live.iter().all(|slot| slot.kind == kind),
                         "each user in its lane"
                     );
+                    if kind == Kind::Narrow {
+                        let accepted = |slot: &&Slot<T>| slot.waiting.ticket.countries.accepted();
+                        assert!(
+                            live.iter()
+                                .all(|slot| queue.narrow_accepts.holds_all(accepted(slot))),
+                            "the narrow lane's countries hold every user's"
+                        );
+                        assert!(
+                            (live.iter().take(NARROW_SCAN_LIMIT))
+                                .all(|slot| queue.narrow_front_accepts.holds_all(accepted(slot))),
+                            "the narrow lane's front countries hold those of its first users"
+                        );
+                    }
                     assert!(
                         lane.live > 0 || lane.order.is_empty(),
                         "tombstones in an empty lane"
@@ -694,12 +825,20 @@ fn scan<E: super::slab::Entry>(
 ) {
     kept.clear();
     let lookahead = limit.min(PREFETCH);
+    // The lane's handles in order, without `VecDeque`'s wrap-around arithmetic per read,
+    // and the ones `lookahead` further on, whose summaries are fetched meanwhile (the
+    // caller fetched the first `lookahead`).
+    let (front, back) = queue.order.as_slices();
+    let mut handles = front.iter().chain(back);
+    let mut ahead = front.iter().chain(back).skip(lookahead);
     let mut position = 0;
-    while position < queue.order.len() && kept.len() < limit {
-        let handle = queue.order[position];
+    while kept.len() < limit {
+        let Some(&handle) = handles.next() else {
+            break;
+        };
         position += 1;
-        if let Some(ahead) = queue.order.get(position + lookahead - 1) {
-            slab.prefetch(*ahead);
+        if let Some(&next) = ahead.next() {
+            slab.prefetch(next);
         }
         let Some(summary) = slab.summary(handle) else {
             continue;
@@ -980,6 +1119,33 @@ mod tests {
             pool.insert(w, now);
         }
         partner
+    }
+
+    #[test]
+    fn a_narrow_user_who_moves_up_among_the_first_few_is_found_by_those_it_accepts() {
+        let now = Instant::now();
+        let mut pool = WaitingPool::new();
+        // The first few of the narrow lane accept only JP; behind them, one accepts FR.
+        for n in 0..NARROW_SCAN_LIMIT as u64 {
+            pool.insert(narrow(n, now), now);
+        }
+        let mut accepts_fr = ticket(50, Mode::Text, now);
+        accepts_fr.ticket.countries = CountryFilter::new(vec![Country::parse("FR").unwrap()]);
+        pool.insert(accepts_fr, now);
+        let from_fr = |n| {
+            let mut w = ticket(n, Mode::Text, now);
+            w.ticket.country = Country::parse("FR").unwrap();
+            w.ticket
+        };
+        // A newcomer from FR looks at the first few only, and is turned away by all.
+        assert!(pool.take_partner(&from_fr(100), now).is_none());
+        assert!(pool.take_partner(&from_fr(101), now).is_none());
+        // One of them leaves: the user who accepts FR is among the first few now.
+        assert!(pool.remove(TicketId(0)).is_some());
+        assert_eq!(
+            pool.take_partner(&from_fr(102), now).map(|p| p.ticket.id),
+            Some(TicketId(50))
+        );
     }
 
     #[test]

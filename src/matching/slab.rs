@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use super::country::CountrySet;
 use super::tags::{TagId, TagIds};
 use super::{Country, Gender, GenderFilter, TicketInfo};
 use crate::ids::SessionId;
@@ -54,6 +55,19 @@ pub(super) fn prefetch_all<T>(values: &[T]) {
 /// vector while holding a mutable borrow of another).
 pub(super) fn prefetch_at<T>(at: *const T) {
     prefetch_bytes(at.cast(), std::mem::size_of::<T>());
+}
+
+/// Asks the CPU to start loading the cache line that holds `value`.
+#[inline(always)]
+fn prefetch_line<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: prefetching is a hint that never faults and has no effect on memory.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// Every cache line `len` bytes from `start` touch, from the line holding the first byte to
@@ -156,6 +170,15 @@ impl Summary {
             tag_count: ids.len().min(u8::MAX as usize) as u8,
             country_count: codes.len().min(u8::MAX as usize) as u8,
             flags,
+        }
+    }
+
+    /// The countries the user accepts partners from: all when its filter is open or names
+    /// more than the summary holds (a superset, never less).
+    pub fn accepted_countries(&self) -> CountrySet {
+        match self.country_count as usize {
+            n @ 1..=SUMMARY_COUNTRIES => self.countries[..n].iter().copied().collect(),
+            _ => CountrySet::ALL,
         }
     }
 
@@ -275,7 +298,8 @@ impl<E: Entry> Slab<E> {
     /// waits for them together instead of one after another.
     pub fn prefetch(&self, handle: Handle) {
         if let Some(summary) = self.summaries.get(handle.index as usize) {
-            prefetch_at(summary);
+            // One line: a summary is a line, aligned on one.
+            prefetch_line(summary);
         }
     }
 

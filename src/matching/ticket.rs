@@ -64,6 +64,7 @@ impl Default for RecentSet {
 
 impl RecentSet {
     /// Whether `session` is among them.
+    #[inline]
     pub fn contains(&self, session: SessionId) -> bool {
         self.ids[..self.len as usize].contains(&session)
     }
