@@ -1039,35 +1039,18 @@ mod tests {
         /// here by b's instance `instance` in `epoch`: reserve our seat, and ask b to commit.
         fn pair_with_b(&self, session: u64, instance: u64, epoch: u32) -> Ours {
             let now = Instant::now();
-            let bucket = BucketKey {
-                mode: Mode::Text,
-                lang: Lang::EN,
-            };
-            let (events, ours) = mpsc::unbounded_channel();
-            let seat = Arc::new(Seat::new(SessionId(session)));
-            let mine = TicketId::next();
-            assert!(seat.start_waiting(mine));
-            let chat = ChatId::random();
-            assert!(seat.reserve(mine, chat));
-            let local = Ticket {
-                info: TicketInfo::plain(mine, SessionId(session), bucket, now),
-                seat: Arc::clone(&seat),
-                peer: Peer {
-                    session: SessionId(session),
-                    link: Arc::new(Events(events)),
-                },
-                public: PartnerInfo::default(),
-            };
+            let (local, ours) = our_waiting_user(session, now);
+            assert!(ours.seat.reserve(ours.ticket, ours.chat));
             let theirs = RemoteTicket {
                 home: NodeId("b".into()),
                 instance,
                 epoch,
-                info: TicketInfo::plain(TicketId::next(), partner(session), bucket, now),
+                info: TicketInfo::plain(TicketId::next(), partner(session), local.info.bucket, now),
                 public: PartnerInfo::default(),
             };
             self.cluster.propose(
                 CrossNode::Commit {
-                    chat,
+                    chat: ours.chat,
                     local,
                     remote: theirs,
                     local_initiator: true,
@@ -1075,16 +1058,8 @@ mod tests {
                 },
                 now,
             );
-            assert!(
-                matches!(self.outbox.0.lock().last(), Some((to, Envelope::Commit(p))) if to.0 == "b" && p.chat == chat),
-                "the commit goes to b"
-            );
-            Ours {
-                chat,
-                seat,
-                ticket: mine,
-                events: ours,
-            }
+            self.assert_commit_sent_to_b(ours.chat);
+            ours
         }
 
         /// What the owner of our bucket, node c, does on pairing our waiting user
@@ -1092,28 +1067,11 @@ mod tests {
         /// it asks us to reserve our seat, and we ask b to commit.
         fn reserved_for_b_by_c(&self, session: u64, instance: Option<u64>) -> Ours {
             let now = Instant::now();
-            let bucket = BucketKey {
-                mode: Mode::Text,
-                lang: Lang::EN,
-            };
-            let (events, ours) = mpsc::unbounded_channel();
-            let seat = Arc::new(Seat::new(SessionId(session)));
-            let mine = TicketId::next();
-            assert!(seat.start_waiting(mine));
-            let local = Ticket {
-                info: TicketInfo::plain(mine, SessionId(session), bucket, now),
-                seat: Arc::clone(&seat),
-                peer: Peer {
-                    session: SessionId(session),
-                    link: Arc::new(Events(events)),
-                },
-                public: PartnerInfo::default(),
-            };
+            let (local, ours) = our_waiting_user(session, now);
             assert!(self.cluster.spill(local, NodeId("c".into()), now).is_ok());
-            let chat = ChatId::random();
             let reserve = Proposal {
-                chat,
-                ticket: mine,
+                chat: ours.chat,
+                ticket: ours.ticket,
                 partner: Address {
                     node: NodeId("b".into()),
                     session: partner(session),
@@ -1125,16 +1083,27 @@ mod tests {
                 common_interests: Vec::new(),
             };
             self.cluster.receive(Envelope::Reserve(reserve), now);
+            self.assert_commit_sent_to_b(ours.chat);
+            ours
+        }
+
+        fn assert_commit_sent_to_b(&self, chat: ChatId) {
             assert!(
                 matches!(self.outbox.0.lock().last(), Some((to, Envelope::Commit(p))) if to.0 == "b" && p.chat == chat),
                 "the commit goes to b"
             );
-            Ours {
-                chat,
-                seat,
-                ticket: mine,
-                events: ours,
-            }
+        }
+
+        /// b's answer for our user's pairing (its user `session` took it) completes it: our
+        /// user is told, our seat is matched, and it is this node's one cross-node match.
+        fn assert_answer_completes(&self, ours: &mut Ours, session: SessionId) {
+            self.committed(ours.chat, session);
+            assert!(
+                matches!(ours.events.try_recv(), Ok(SessionEvent::SeatChanged)),
+                "our user is told it was paired"
+            );
+            assert!(ours.is_matched(), "our seat is matched");
+            assert_eq!(self.cluster.stats.cross_matches.load(Ordering::Relaxed), 1);
         }
 
         /// b's answer: its user `session` took the pairing.
@@ -1159,6 +1128,35 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    /// Our user `session`, waiting: its ticket, and what the test keeps of it (with the chat
+    /// it is about to be paired in).
+    fn our_waiting_user(session: u64, now: Instant) -> (Ticket, Ours) {
+        let bucket = BucketKey {
+            mode: Mode::Text,
+            lang: Lang::EN,
+        };
+        let (events, ours) = mpsc::unbounded_channel();
+        let seat = Arc::new(Seat::new(SessionId(session)));
+        let mine = TicketId::next();
+        assert!(seat.start_waiting(mine));
+        let local = Ticket {
+            info: TicketInfo::plain(mine, SessionId(session), bucket, now),
+            seat: Arc::clone(&seat),
+            peer: Peer {
+                session: SessionId(session),
+                link: Arc::new(Events(events)),
+            },
+            public: PartnerInfo::default(),
+        };
+        let ours = Ours {
+            chat: ChatId::random(),
+            seat,
+            ticket: mine,
+            events: ours,
+        };
+        (local, ours)
     }
 
     /// b's session paired with our session `ours` in these tests.
@@ -1196,18 +1194,11 @@ mod tests {
         let mut ours = f.pair_with_b(1, 7, 1);
         // Now b's heartbeat of epoch 1 arrives, and then b's answer: its user was paired.
         f.cluster.receive(heartbeat("b", 7, 1), Instant::now());
-        f.committed(ours.chat, partner(1));
-
-        assert!(
-            matches!(ours.events.try_recv(), Ok(SessionEvent::SeatChanged)),
-            "our user is told it was paired"
-        );
-        assert!(ours.is_matched(), "our seat is matched");
+        f.assert_answer_completes(&mut ours, partner(1));
         assert!(
             f.ended_on_b().is_empty(),
             "b's user is not told its chat ended"
         );
-        assert_eq!(f.cluster.stats.cross_matches.load(Ordering::Relaxed), 1);
         f.node.stop();
     }
 
@@ -1232,13 +1223,7 @@ mod tests {
         f.committed(old.chat, partner(1));
         assert!(old.waits());
         // The new instance's answer completes its pairing.
-        f.committed(new.chat, partner(2));
-        assert!(matches!(
-            new.events.try_recv(),
-            Ok(SessionEvent::SeatChanged)
-        ));
-        assert!(new.is_matched());
-        assert_eq!(f.cluster.stats.cross_matches.load(Ordering::Relaxed), 1);
+        f.assert_answer_completes(&mut new, partner(2));
         f.node.stop();
     }
 
@@ -1266,13 +1251,7 @@ mod tests {
         ended.sort_by_key(|s| s.0);
         assert_eq!(ended, vec![partner(1), partner(2)], "their chats are ended");
         // The new instance's answer completes its pairing.
-        f.committed(new.chat, partner(3));
-        assert!(matches!(
-            new.events.try_recv(),
-            Ok(SessionEvent::SeatChanged)
-        ));
-        assert!(new.is_matched());
-        assert_eq!(f.cluster.stats.cross_matches.load(Ordering::Relaxed), 1);
+        f.assert_answer_completes(&mut new, partner(3));
         f.node.stop();
     }
 }

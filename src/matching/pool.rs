@@ -201,11 +201,9 @@ impl Queue {
     /// `limit` live entries (see `scan`), unless all it would look at turn it away. A scan
     /// of the narrow lane for a newcomer who accepts everyone that saw all such newcomers
     /// look at makes `narrow_front_accepts` exact.
-    #[allow(clippy::too_many_arguments)] // a scan's inputs, passed through
     fn scan<E: super::slab::Entry>(
         &mut self,
-        lane: Kind,
-        limit: usize,
+        (lane, limit): (Kind, usize),
         newcomer: Kind,
         country: Country,
         slab: &Slab<E>,
@@ -587,50 +585,42 @@ impl<T> WaitingPool<T> {
         let mut best: Option<(Handle, usize, i64)> = None;
         let mut recent: Option<Handle> = None;
         for &tag in mine.iter() {
-            for (lane, limit) in kind.searched().into_iter().flatten() {
+            for searched in kind.searched().into_iter().flatten() {
                 let mut compared = 0;
                 let queue = tags.queue(tag);
-                queue.scan(
-                    lane,
-                    limit,
-                    kind,
-                    country,
-                    slab,
-                    scratch,
-                    |handle, summary| {
-                        match verdict(handle, summary) {
-                            Verdict::No => return true,
-                            Verdict::Recent => {
-                                recent.get_or_insert(handle);
-                                return true;
-                            }
-                            Verdict::Yes => {}
+                queue.scan(searched, kind, country, slab, scratch, |handle, summary| {
+                    match verdict(handle, summary) {
+                        Verdict::No => return true,
+                        Verdict::Recent => {
+                            recent.get_or_insert(handle);
+                            return true;
                         }
-                        let overlap = match summary.tags() {
-                            Some(theirs) => TagIds::overlap(mine, theirs),
-                            None => {
-                                let slot = slab.get(handle).expect("scans visit live entries");
-                                TagIds::overlap(mine, slot.tags.as_slice())
-                            }
-                        };
-                        let better = match best {
-                            None => true,
-                            Some((_, o, since)) => {
-                                overlap > o || (overlap == o && summary.since < since)
-                            }
-                        };
-                        if better {
-                            // Likely taken: start loading what taking it reads.
-                            slab.prefetch_entry(handle);
-                            for &tag in summary.tags().unwrap_or_default() {
-                                queues.prefetch(tag);
-                            }
-                            best = Some((handle, overlap, summary.since));
+                        Verdict::Yes => {}
+                    }
+                    let overlap = match summary.tags() {
+                        Some(theirs) => TagIds::overlap(mine, theirs),
+                        None => {
+                            let slot = slab.get(handle).expect("scans visit live entries");
+                            TagIds::overlap(mine, slot.tags.as_slice())
                         }
-                        compared += 1;
-                        compared < CANDIDATES_PER_TAG
-                    },
-                );
+                    };
+                    let better = match best {
+                        None => true,
+                        Some((_, o, since)) => {
+                            overlap > o || (overlap == o && summary.since < since)
+                        }
+                    };
+                    if better {
+                        // Likely taken: start loading what taking it reads.
+                        slab.prefetch_entry(handle);
+                        for &tag in summary.tags().unwrap_or_default() {
+                            queues.prefetch(tag);
+                        }
+                        best = Some((handle, overlap, summary.since));
+                    }
+                    compared += 1;
+                    compared < CANDIDATES_PER_TAG
+                });
             }
         }
         let mut chosen = best.map(|(handle, _, _)| handle);
@@ -639,15 +629,9 @@ impl<T> WaitingPool<T> {
                 queue.prefetch_candidates(slab, kind, country);
                 // The longest waiting of the first compatible user of each lane.
                 let mut first: Option<(Handle, i64)> = None;
-                for (lane, limit) in kind.searched().into_iter().flatten() {
-                    queue.scan(
-                        lane,
-                        limit,
-                        kind,
-                        country,
-                        slab,
-                        scratch,
-                        |handle, summary| match verdict(handle, summary) {
+                for searched in kind.searched().into_iter().flatten() {
+                    queue.scan(searched, kind, country, slab, scratch, |handle, summary| {
+                        match verdict(handle, summary) {
                             Verdict::No => true,
                             Verdict::Recent => {
                                 recent.get_or_insert(handle);
@@ -659,8 +643,8 @@ impl<T> WaitingPool<T> {
                                 }
                                 false
                             }
-                        },
-                    );
+                        }
+                    });
                 }
                 chosen = first.map(|(handle, _)| handle);
             }
