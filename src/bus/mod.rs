@@ -84,7 +84,8 @@ pub struct Proposal {
     pub partner: Address,
     /// The instance of the partner's node that the partner's ticket came from: a seat
     /// reserved for it survives that node's restart only if this is the new instance.
-    /// `None` from a node that predates the field (see `cluster::wire`).
+    /// `None` from a node that predates the field (see `cluster::wire`). Read from a
+    /// `Reserve`; a `Commit` carries it too, and its committer does not need it.
     pub partner_instance: Option<u64>,
     pub partner_ticket: TicketId,
     pub partner_public: PartnerInfo,

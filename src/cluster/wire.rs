@@ -5,7 +5,9 @@
 //!
 //! A field added since needs no new version when it can be appended after the body: nodes
 //! read the body and ignore what follows it, and read an appended field only when it is
-//! there. `Reserve` and `Commit` append the partner's node instance this way.
+//! there. `Reserve` and `Commit` append the partner's node instance this way. Appended
+//! fields are read in order, so a later one must come after all earlier ones, and an
+//! envelope whose appended fields do not decode is refused as malformed, as a body would be.
 //!
 //! This is the third vocabulary, kept apart from the client protocol and from actor messages:
 //! times are relative (microseconds waited, microseconds until the interest fallback), so
@@ -705,6 +707,13 @@ mod tests {
             assert_eq!(got.partner_instance, None);
             assert_eq!(got.partner_ticket, sent.partner_ticket);
         }
+        // Appended bytes that do not decode are refused, as a body that does not would be.
+        let mut bytes = encode(&Envelope::Reserve(sent.clone()), now, 1).unwrap();
+        let ((_, _), read): ((u64, Wire), usize) =
+            bincode::decode_from_slice(&bytes[1..], config()).unwrap();
+        bytes.truncate(1 + read);
+        bytes.push(0xff);
+        assert_eq!(decode(&bytes, now).unwrap_err().kind(), "malformed");
         let unknown = Proposal {
             partner_instance: None,
             ..sent

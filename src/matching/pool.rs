@@ -115,15 +115,16 @@ struct Queue {
     /// The countries the users of the narrow lane accept, or more (never fewer): a newcomer
     /// with a filter of its own, from a country outside it, would be turned away by all of
     /// them, so its search passes over the lane without reading it. Most lanes of rare tags
-    /// hold a few users, who accept a few countries each. Grows as users join; exact again
-    /// when the lane empties or is compacted.
+    /// hold a few users, who accept a few countries each. Grows as users join; empty when
+    /// the lane empties, and rebuilt from the live users' summaries when it is compacted
+    /// (every country for a filter longer than a summary holds).
     narrow_accepts: CountrySet,
     /// The same for the first `NARROW_SCAN_LIMIT` live users of the narrow lane, all that a
     /// newcomer who accepts everyone looks at there: the users at the front of a busy tag's
     /// narrow lane, whom few newcomers suit, stay there, and every newcomer from a country
     /// they turn away passes over them. Grows as users join within those first few; every
-    /// country after a departure from the lane (the next user in line may move up); exact
-    /// again after such a newcomer's scan that saw them all.
+    /// country after a departure from the lane (the next user in line may move up); rebuilt
+    /// from their summaries after such a newcomer's scan that saw them all.
     narrow_front_accepts: CountrySet,
     /// Whether this (random) queue is counted in `empty_queues` (emptied, kept for reuse).
     counted_empty: bool,
@@ -200,7 +201,7 @@ impl Queue {
     /// Scans the lane of `lane` for a newcomer of kind `newcomer` from `country`, up to
     /// `limit` live entries (see `scan`), unless all it would look at turn it away. A scan
     /// of the narrow lane for a newcomer who accepts everyone that saw all such newcomers
-    /// look at makes `narrow_front_accepts` exact.
+    /// look at rebuilds `narrow_front_accepts` from what it saw.
     fn scan<E: super::slab::Entry>(
         &mut self,
         (lane, limit): (Kind, usize),
