@@ -2,6 +2,7 @@
 //! accepts partners from.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// An ISO 3166-1 alpha-2 code, upper-case; `ZZ` when unknown.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,9 +94,11 @@ impl FromIterator<Country> for CountrySet {
     }
 }
 
-/// The countries a user accepts partners from; empty accepts everyone.
+/// The countries a user accepts partners from; empty accepts everyone. Shared by every
+/// ticket of the user without copying, as its interests are: the shard then drops a paired
+/// user's filter by a count, and the session that made it frees it on its own thread.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CountryFilter(Box<[Country]>);
+pub struct CountryFilter(Option<Arc<[Country]>>);
 
 impl CountryFilter {
     /// The most countries one filter may name.
@@ -105,13 +108,15 @@ impl CountryFilter {
     pub fn new(mut codes: Vec<Country>) -> Self {
         codes.sort_unstable();
         codes.dedup();
-        Self(codes.into_boxed_slice())
+        Self((!codes.is_empty()).then(|| codes.into()))
     }
 
     /// Whether a partner from `country` is accepted.
     #[inline]
     pub fn accepts(&self, country: Country) -> bool {
-        self.0.is_empty() || self.0.binary_search(&country).is_ok()
+        self.0
+            .as_deref()
+            .is_none_or(|codes| codes.binary_search(&country).is_ok())
     }
 
     /// The countries accepted, as a set: every country when the filter is open.
@@ -119,18 +124,18 @@ impl CountryFilter {
         if self.is_open() {
             CountrySet::ALL
         } else {
-            self.0.iter().copied().collect()
+            self.codes().iter().copied().collect()
         }
     }
 
     /// Whether the filter accepts everyone.
     pub fn is_open(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 
     /// The countries, sorted.
     pub fn codes(&self) -> &[Country] {
-        &self.0
+        self.0.as_deref().unwrap_or(&[])
     }
 }
 
