@@ -52,9 +52,10 @@ pub const NARROW_SCAN_LIMIT: usize = 4;
 /// computations of two sorted lists of at most 20 tags.
 pub const CANDIDATES_PER_TAG: usize = 4;
 
-/// How far ahead of a scan summaries are prefetched: enough for the candidates a scan
-/// usually looks at, without fetching lines it will not read.
-const PREFETCH: usize = 6;
+/// How many of a lane's first handles its header repeats, and how far ahead of a scan
+/// summaries are prefetched: enough for the candidates a scan usually looks at, without
+/// fetching lines it will not read.
+const FRONT: usize = 4;
 
 /// One lane of a queue.
 #[derive(Debug, Default)]
@@ -63,6 +64,12 @@ struct Lane {
     order: VecDeque<Handle>,
     /// How many handles in `order` are live, to know when to compact.
     live: u32,
+    /// How many handles `front` repeats.
+    front_len: u8,
+    /// The first handles of `order`, repeated beside it: a search fetches their summaries
+    /// as soon as it has the queue's header, instead of after the lane's buffer, one miss
+    /// to memory later.
+    front: [Handle; FRONT],
 }
 
 /// Which lane of its queues a user waits in.
@@ -231,25 +238,14 @@ impl Queue {
         }
     }
 
-    /// Asks the CPU to start loading the first handles of the lanes a newcomer searches.
-    fn prefetch_fronts(&self, kind: Kind, country: Country) {
+    /// Asks the CPU to start loading what a search of this queue by a newcomer reads
+    /// first: the lanes' first handles, and the summaries of the candidates the header
+    /// names.
+    fn prefetch_fronts<E: super::slab::Entry>(&self, slab: &Slab<E>, kind: Kind, country: Country) {
         for (lane, limit) in self.searched(kind, country) {
             let (front, _) = lane.order.as_slices();
-            prefetch_all(&front[..front.len().min(limit.min(PREFETCH))]);
-        }
-    }
-
-    /// Asks the CPU to start loading the summaries of the first candidates a search of
-    /// this queue will look at.
-    fn prefetch_candidates<E: super::slab::Entry>(
-        &self,
-        slab: &Slab<E>,
-        kind: Kind,
-        country: Country,
-    ) {
-        for (lane, limit) in self.searched(kind, country) {
-            let (front, back) = lane.order.as_slices();
-            for &handle in front.iter().chain(back).take(limit.min(PREFETCH)) {
+            prefetch_all(&front[..front.len().min(limit.min(FRONT))]);
+            for &handle in lane.front() {
                 slab.prefetch(handle);
             }
         }
@@ -302,6 +298,24 @@ impl Lane {
             self.order.push_back(handle);
         }
         self.live += 1;
+        if front || self.order.len() <= FRONT {
+            self.repeat_front();
+        }
+    }
+
+    /// The first handles, as the header repeats them.
+    fn front(&self) -> &[Handle] {
+        &self.front[..self.front_len as usize]
+    }
+
+    /// Repeats the first handles of `order` in the header, after a change at the front.
+    fn repeat_front(&mut self) {
+        let mut len = 0;
+        for (slot, &handle) in self.front.iter_mut().zip(&self.order) {
+            *slot = handle;
+            len += 1;
+        }
+        self.front_len = len;
     }
 
     /// Drops `handle`'s place in the lane: popped when at the front, else left as a
@@ -309,7 +323,9 @@ impl Lane {
     /// compacted.
     fn forget<E: super::slab::Entry>(&mut self, handle: Handle, slab: &Slab<E>) -> bool {
         self.live -= 1;
-        if self.order.front() == Some(&handle) {
+        let mut compacted = false;
+        let popped = self.order.front() == Some(&handle);
+        if popped {
             self.order.pop_front();
         }
         if self.live == 0 {
@@ -320,9 +336,12 @@ impl Lane {
             }
         } else if self.order.len() > 2 * self.live as usize + 32 {
             self.order.retain(|h| slab.is_live(*h));
-            return true;
+            compacted = true;
         }
-        false
+        if popped || compacted || self.live == 0 {
+            self.repeat_front();
+        }
+        compacted
     }
 }
 
@@ -550,7 +569,7 @@ impl<T> WaitingPool<T> {
         let mine = &mut mine[..known];
         mine.sort_unstable();
         // The queues are scanned one after another, but what they read is fetched together:
-        // all headers, then all fronts, then the first candidates of each.
+        // all headers, then the fronts and first candidates they name.
         let queues = self.tags.addresses();
         for &tag in mine.iter() {
             queues.prefetch(tag);
@@ -558,12 +577,9 @@ impl<T> WaitingPool<T> {
         let kind = Kind::of(ticket);
         let country = ticket.country;
         for &tag in mine.iter() {
-            self.tags.queue_ref(tag).prefetch_fronts(kind, country);
-        }
-        for &tag in mine.iter() {
             self.tags
                 .queue_ref(tag)
-                .prefetch_candidates(&self.slab, kind, country);
+                .prefetch_fronts(&self.slab, kind, country);
         }
 
         let Self {
@@ -627,7 +643,7 @@ impl<T> WaitingPool<T> {
         let mut chosen = best.map(|(handle, _, _)| handle);
         if chosen.is_none() && ticket.random_ok(now) {
             if let Some(queue) = random.get_mut(&ticket.bucket) {
-                queue.prefetch_candidates(slab, kind, country);
+                queue.prefetch_fronts(slab, kind, country);
                 // The longest waiting of the first compatible user of each lane.
                 let mut first: Option<(Handle, i64)> = None;
                 for searched in kind.searched().into_iter().flatten() {
@@ -774,6 +790,10 @@ impl<T> WaitingPool<T> {
                         lane.live > 0 || lane.order.is_empty(),
                         "tombstones in an empty lane"
                     );
+                    assert!(
+                        lane.front().iter().eq(lane.order.iter().take(FRONT)),
+                        "the header repeats the lane's first handles"
+                    );
                 }
                 assert!(!queue.counted_empty || queue.is_empty(), "empty flag");
             }
@@ -795,7 +815,7 @@ impl<T> WaitingPool<T> {
 
 /// Visits up to `limit` live entries of a lane from the front, by their summaries, until
 /// `visit` returns `false` (the caller has prefetched the first ones, with
-/// `Queue::prefetch_candidates`, together with those of its other queues). The tombstones
+/// `Queue::prefetch_fronts`, together with those of its other queues). The tombstones
 /// it walks over are dropped as it goes (the scanned front is rewritten with the live
 /// handles only), so each tombstone costs one look, however many scans pass that way: a
 /// user paired through one interest leaves tombstones in the middle of its other
@@ -809,10 +829,10 @@ fn scan<E: super::slab::Entry>(
     mut visit: impl FnMut(Handle, &Summary) -> bool,
 ) {
     kept.clear();
-    let lookahead = limit.min(PREFETCH);
+    let lookahead = limit.min(FRONT);
     // The lane's handles in order, without `VecDeque`'s wrap-around arithmetic per read,
     // and the ones `lookahead` further on, whose summaries are fetched meanwhile (the
-    // caller fetched the first `lookahead`).
+    // caller fetched the first `lookahead`, from the header's copy).
     let (front, back) = queue.order.as_slices();
     let mut handles = front.iter().chain(back);
     let mut ahead = front.iter().chain(back).skip(lookahead);
@@ -838,6 +858,7 @@ fn scan<E: super::slab::Entry>(
         for handle in kept.iter().rev() {
             queue.order.push_front(*handle);
         }
+        queue.repeat_front();
     }
 }
 

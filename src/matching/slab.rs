@@ -17,7 +17,7 @@ use crate::ids::SessionId;
 /// Where an entry lives, and which occupant of that place: queues hold handles, and a
 /// handle whose place has since been freed or reused is a tombstone. Checking one is an
 /// index into a vector, not a hash probe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(super) struct Handle {
     index: u32,
     generation: u32,
