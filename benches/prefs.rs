@@ -208,7 +208,9 @@ fn interests_and_countries(c: &mut Criterion) {
         );
     }
     // Arrivals cycle through 200,000 drawn users, as if each pressed "next" again and again:
-    // each time a ticket of its own (a fresh id), sharing the user's parsed preferences.
+    // each time a ticket of its own (a fresh id), sharing the user's parsed preferences. (A
+    // drawn user may have several tickets waiting at once, sharing one count, where a
+    // session has one.)
     // Another thread builds them, as sessions do on the server's other threads; the shard's
     // thread is timed only while it places them.
     let drawn: Vec<Draw> = (0..200_000).map(|_| people.draw()).collect();

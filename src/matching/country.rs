@@ -95,8 +95,10 @@ impl FromIterator<Country> for CountrySet {
 }
 
 /// The countries a user accepts partners from; empty accepts everyone. Shared by every
-/// ticket of the user without copying, as its interests are: the shard then drops a paired
-/// user's filter by a count, and the session that made it frees it on its own thread.
+/// ticket of the user without copying, as its interests are: the shard then usually drops a
+/// paired user's filter by a count, and the session that made it frees it on its own thread
+/// (the shard frees it when the session has closed meanwhile, or for another node's ticket,
+/// which arrives parsed anew).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CountryFilter(Option<Arc<[Country]>>);
 

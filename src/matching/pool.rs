@@ -245,7 +245,8 @@ impl Queue {
         for (lane, limit) in self.searched(kind, country) {
             let (front, _) = lane.order.as_slices();
             prefetch_all(&front[..front.len().min(limit.min(FRONT))]);
-            for &handle in lane.front() {
+            // At most `limit`: `scan` fetches the summaries after these itself, as it goes.
+            for &handle in lane.front().iter().take(limit) {
                 slab.prefetch(handle);
             }
         }
@@ -523,7 +524,7 @@ impl<T> WaitingPool<T> {
     /// Removes the entry at `handle` (found live by a scan).
     fn remove_at(&mut self, handle: Handle) -> Option<Waiting<T>> {
         let slot = self.slab.remove(handle)?;
-        // The caller reads (and in the end frees) the partner's interests and filter.
+        // The caller reads and drops the partner's interests and filter.
         let ticket = &slot.waiting.ticket;
         prefetch_all(ticket.interests.list());
         prefetch_all(ticket.countries.codes());
