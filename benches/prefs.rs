@@ -208,11 +208,10 @@ fn interests_and_countries(c: &mut Criterion) {
         );
     }
     // Arrivals cycle through 200,000 drawn users, as if each pressed "next" again and again:
-    // each time a ticket of its own (a fresh id), sharing the user's parsed preferences. (A
+    // each time a ticket of its own (a fresh id), sharing the user's parsed preferences (a
     // drawn user may have several tickets waiting at once, sharing one count, where a
-    // session has one.)
-    // Another thread builds them, as sessions do on the server's other threads; the shard's
-    // thread is timed only while it places them.
+    // session has one). Another thread builds them, as sessions do on the server's other
+    // threads; the shard's thread is timed only while it places them.
     let drawn: Vec<Draw> = (0..200_000).map(|_| people.draw()).collect();
     let (send, arrivals) = std::sync::mpsc::sync_channel::<Vec<Arrival>>(4);
     let builder = std::thread::spawn(move || {
