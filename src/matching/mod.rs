@@ -16,6 +16,7 @@ mod pool;
 #[cfg(test)]
 mod pool_model;
 mod prefs;
+mod ring;
 mod slab;
 mod tags;
 mod ticket;

@@ -24,13 +24,14 @@
 //! outnumber the living in that queue.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use super::country::CountrySet;
 use super::deadlines::Deadlines;
 use super::hash::FastBuild;
 use super::index::TicketIndex;
+use super::ring::{Ring, Rings};
 use super::slab::{prefetch_all, Handle, Slab, Summary, Verdict};
 use super::tags::{TagId, TagIds, TagTable};
 use super::{BucketKey, Country, TicketInfo, Waiting};
@@ -61,7 +62,7 @@ const FRONT: usize = 4;
 #[derive(Debug, Default)]
 struct Lane {
     /// Handles in arrival order; stale ones are tombstones.
-    order: VecDeque<Handle>,
+    order: Ring,
     /// How many handles in `order` are live, to know when to compact.
     live: u32,
     /// How many handles `front` repeats.
@@ -176,14 +177,21 @@ impl Queue {
     }
 
     /// Adds `handle` to the lane of `kind`; `accepts` are the countries the user accepts.
-    fn push(&mut self, handle: Handle, kind: Kind, front: bool, accepts: CountrySet) {
+    fn push(
+        &mut self,
+        rings: &mut Rings,
+        handle: Handle,
+        kind: Kind,
+        front: bool,
+        accepts: CountrySet,
+    ) {
         if kind == Kind::Narrow {
             self.narrow_accepts |= accepts;
             if front || (self.narrow.live as usize) < NARROW_SCAN_LIMIT {
                 self.narrow_front_accepts |= accepts;
             }
         }
-        self.lane(kind).push(handle, front);
+        self.lane(kind).push(rings, handle, front);
     }
 
     /// Whether a newcomer of kind `newcomer` from `country` may find anyone among what it
@@ -214,7 +222,7 @@ impl Queue {
         (lane, limit): (Kind, usize),
         newcomer: Kind,
         country: Country,
-        slab: &Slab<E>,
+        (slab, rings): (&Slab<E>, &mut Rings),
         kept: &mut Vec<Handle>,
         mut visit: impl FnMut(Handle, &Summary) -> bool,
     ) {
@@ -226,7 +234,7 @@ impl Queue {
         };
         let front = lane == Kind::Narrow && newcomer == Kind::Open;
         let mut seen = CountrySet::default();
-        scan(order, slab, kept, limit, |handle, summary| {
+        scan(order, (slab, rings), kept, limit, |handle, summary| {
             if front {
                 seen |= summary.accepted_countries();
             }
@@ -241,14 +249,28 @@ impl Queue {
     /// Asks the CPU to start loading what a search of this queue by a newcomer reads
     /// first: the lanes' first handles, and the summaries of the candidates the header
     /// names.
-    fn prefetch_fronts<E: super::slab::Entry>(&self, slab: &Slab<E>, kind: Kind, country: Country) {
+    fn prefetch_fronts<E: super::slab::Entry>(
+        &self,
+        (slab, rings): (&Slab<E>, &Rings),
+        kind: Kind,
+        country: Country,
+    ) {
         for (lane, limit) in self.searched(kind, country) {
-            let (front, _) = lane.order.as_slices();
+            let (front, _) = lane.order.as_slices(rings);
             prefetch_all(&front[..front.len().min(limit.min(FRONT))]);
             // At most `limit`: `scan` fetches the summaries after these itself, as it goes.
             for &handle in lane.front().iter().take(limit) {
                 slab.prefetch(handle);
             }
+        }
+    }
+
+    /// Gives the lanes' blocks back, before the queue is dropped.
+    fn release(&mut self, rings: &mut Rings) {
+        self.open.order.release(rings);
+        self.narrow.order.release(rings);
+        if let Some(lane) = &mut self.college {
+            lane.order.release(rings);
         }
     }
 
@@ -263,13 +285,17 @@ impl Queue {
         &mut self,
         handle: Handle,
         kind: Kind,
-        slab: &Slab<E>,
+        (slab, rings): (&Slab<E>, &mut Rings),
     ) -> bool {
         let lane = self.lane(kind);
-        let compacted = lane.forget(handle, slab);
+        let compacted = lane.forget(handle, (slab, rings));
         let live = lane.live;
         match kind {
-            Kind::College if live == 0 => self.college = None,
+            Kind::College if live == 0 => {
+                if let Some(mut lane) = self.college.take() {
+                    lane.order.release(rings);
+                }
+            }
             Kind::Narrow if live == 0 => {
                 self.narrow_accepts = CountrySet::default();
                 self.narrow_front_accepts = CountrySet::default();
@@ -278,7 +304,7 @@ impl Queue {
                 // Whoever comes next in line may have moved up among the first few.
                 self.narrow_front_accepts = CountrySet::ALL;
                 if compacted {
-                    self.narrow_accepts = (self.narrow.order.iter())
+                    self.narrow_accepts = (self.narrow.order.iter(rings))
                         .filter_map(|&handle| slab.summary(handle))
                         .fold(CountrySet::default(), |set, summary| {
                             set | summary.accepted_countries()
@@ -292,15 +318,15 @@ impl Queue {
 }
 
 impl Lane {
-    fn push(&mut self, handle: Handle, front: bool) {
+    fn push(&mut self, rings: &mut Rings, handle: Handle, front: bool) {
         if front {
-            self.order.push_front(handle);
+            self.order.push_front(rings, handle);
         } else {
-            self.order.push_back(handle);
+            self.order.push_back(rings, handle);
         }
         self.live += 1;
         if front || self.order.len() <= FRONT {
-            self.repeat_front();
+            self.repeat_front(rings);
         }
     }
 
@@ -310,9 +336,9 @@ impl Lane {
     }
 
     /// Repeats the first handles of `order` in the header, after a change at the front.
-    fn repeat_front(&mut self) {
+    fn repeat_front(&mut self, rings: &Rings) {
         let mut len = 0;
-        for (slot, &handle) in self.front.iter_mut().zip(&self.order) {
+        for (slot, &handle) in self.front.iter_mut().zip(self.order.iter(rings)) {
             *slot = handle;
             len += 1;
         }
@@ -322,25 +348,25 @@ impl Lane {
     /// Drops `handle`'s place in the lane: popped when at the front, else left as a
     /// tombstone and compacted away once tombstones outnumber the living; says whether it
     /// compacted.
-    fn forget<E: super::slab::Entry>(&mut self, handle: Handle, slab: &Slab<E>) -> bool {
+    fn forget<E: super::slab::Entry>(
+        &mut self,
+        handle: Handle,
+        (slab, rings): (&Slab<E>, &mut Rings),
+    ) -> bool {
         self.live -= 1;
         let mut compacted = false;
-        let popped = self.order.front() == Some(&handle);
+        let popped = self.order.front(rings) == Some(handle);
         if popped {
-            self.order.pop_front();
+            self.order.drop_front(1);
         }
         if self.live == 0 {
-            self.order.clear();
-            // A burst can leave a large buffer behind; keep a modest one for reuse.
-            if self.order.capacity() > 1024 {
-                self.order.shrink_to(64);
-            }
+            self.order.clear(rings);
         } else if self.order.len() > 2 * self.live as usize + 32 {
-            self.order.retain(|h| slab.is_live(*h));
+            self.order.retain(rings, |h| slab.is_live(h));
             compacted = true;
         }
         if popped || compacted || self.live == 0 {
-            self.repeat_front();
+            self.repeat_front(rings);
         }
         compacted
     }
@@ -369,6 +395,8 @@ pub struct WaitingPool<T> {
     slab: Slab<Slot<T>>,
     /// Ticket id to its place, for withdrawals by id.
     index: TicketIndex,
+    /// The buffers of every queue's lanes.
+    rings: Rings,
     /// The random queue of each bucket.
     random: HashMap<BucketKey, Queue, FastBuild>,
     /// The interest queues: each (bucket, tag) in use as a small integer, and its queue at
@@ -405,6 +433,7 @@ impl<T> WaitingPool<T> {
         Self {
             slab: Slab::new(),
             index: TicketIndex::default(),
+            rings: Rings::default(),
             random: HashMap::default(),
             tags: TagTable::default(),
             empty_queues: 0,
@@ -492,13 +521,13 @@ impl<T> WaitingPool<T> {
                 queue.counted_empty = false;
                 self.empty_queues -= 1;
             }
-            queue.push(handle, kind, front, accepts);
+            queue.push(&mut self.rings, handle, kind, front, accepts);
         } else if let Some(from) = fallback {
             self.fallbacks.add(from, handle);
             self.in_wait += 1;
         }
         for &tag in queues.iter() {
-            self.tags.queue(tag).push(handle, kind, front, accepts);
+            (self.tags.queue(tag)).push(&mut self.rings, handle, kind, front, accepts);
         }
         if let Some(old) = self.index.insert(id, handle) {
             // Replaced (rare; ids are unique per wait). Only now, with the new stay in its
@@ -580,11 +609,12 @@ impl<T> WaitingPool<T> {
         for &tag in mine.iter() {
             self.tags
                 .queue_ref(tag)
-                .prefetch_fronts(&self.slab, kind, country);
+                .prefetch_fronts((&self.slab, &self.rings), kind, country);
         }
 
         let Self {
             slab,
+            rings,
             random,
             tags,
             scratch,
@@ -606,50 +636,62 @@ impl<T> WaitingPool<T> {
             for searched in kind.searched().into_iter().flatten() {
                 let mut compared = 0;
                 let queue = tags.queue(tag);
-                queue.scan(searched, kind, country, slab, scratch, |handle, summary| {
-                    match verdict(handle, summary) {
-                        Verdict::No => return true,
-                        Verdict::Recent => {
-                            recent.get_or_insert(handle);
-                            return true;
+                queue.scan(
+                    searched,
+                    kind,
+                    country,
+                    (slab, rings),
+                    scratch,
+                    |handle, summary| {
+                        match verdict(handle, summary) {
+                            Verdict::No => return true,
+                            Verdict::Recent => {
+                                recent.get_or_insert(handle);
+                                return true;
+                            }
+                            Verdict::Yes => {}
                         }
-                        Verdict::Yes => {}
-                    }
-                    let overlap = match summary.tags() {
-                        Some(theirs) => TagIds::overlap(mine, theirs),
-                        None => {
-                            let slot = slab.get(handle).expect("scans visit live entries");
-                            TagIds::overlap(mine, slot.tags.as_slice())
+                        let overlap = match summary.tags() {
+                            Some(theirs) => TagIds::overlap(mine, theirs),
+                            None => {
+                                let slot = slab.get(handle).expect("scans visit live entries");
+                                TagIds::overlap(mine, slot.tags.as_slice())
+                            }
+                        };
+                        let better = match best {
+                            None => true,
+                            Some((_, o, since)) => {
+                                overlap > o || (overlap == o && summary.since < since)
+                            }
+                        };
+                        if better {
+                            // Likely taken: start loading what taking it reads.
+                            slab.prefetch_entry(handle);
+                            for &tag in summary.tags().unwrap_or_default() {
+                                queues.prefetch(tag);
+                            }
+                            best = Some((handle, overlap, summary.since));
                         }
-                    };
-                    let better = match best {
-                        None => true,
-                        Some((_, o, since)) => {
-                            overlap > o || (overlap == o && summary.since < since)
-                        }
-                    };
-                    if better {
-                        // Likely taken: start loading what taking it reads.
-                        slab.prefetch_entry(handle);
-                        for &tag in summary.tags().unwrap_or_default() {
-                            queues.prefetch(tag);
-                        }
-                        best = Some((handle, overlap, summary.since));
-                    }
-                    compared += 1;
-                    compared < CANDIDATES_PER_TAG
-                });
+                        compared += 1;
+                        compared < CANDIDATES_PER_TAG
+                    },
+                );
             }
         }
         let mut chosen = best.map(|(handle, _, _)| handle);
         if chosen.is_none() && ticket.random_ok(now) {
             if let Some(queue) = random.get_mut(&ticket.bucket) {
-                queue.prefetch_fronts(slab, kind, country);
+                queue.prefetch_fronts((slab, rings), kind, country);
                 // The longest waiting of the first compatible user of each lane.
                 let mut first: Option<(Handle, i64)> = None;
                 for searched in kind.searched().into_iter().flatten() {
-                    queue.scan(searched, kind, country, slab, scratch, |handle, summary| {
-                        match verdict(handle, summary) {
+                    queue.scan(
+                        searched,
+                        kind,
+                        country,
+                        (slab, rings),
+                        scratch,
+                        |handle, summary| match verdict(handle, summary) {
                             Verdict::No => true,
                             Verdict::Recent => {
                                 recent.get_or_insert(handle);
@@ -661,8 +703,8 @@ impl<T> WaitingPool<T> {
                                 }
                                 false
                             }
-                        }
-                    });
+                        },
+                    );
                 }
                 chosen = first.map(|(handle, _)| handle);
             }
@@ -685,18 +727,25 @@ impl<T> WaitingPool<T> {
         }
         if slot.in_random {
             if let Some(queue) = self.random.get_mut(&ticket.bucket) {
-                if queue.forget(handle, slot.kind, &self.slab) {
+                if queue.forget(handle, slot.kind, (&self.slab, &mut self.rings)) {
                     queue.counted_empty = true;
                     self.empty_queues += 1;
                     if self.empty_queues > 1024 && self.empty_queues * 2 > self.random.len() {
-                        self.random.retain(|_, q| !q.is_empty());
+                        let rings = &mut self.rings;
+                        self.random.retain(|_, queue| {
+                            let keep = !queue.is_empty();
+                            if !keep {
+                                queue.release(rings);
+                            }
+                            keep
+                        });
                         self.empty_queues = 0;
                     }
                 }
             }
         }
         for &tag in slot.tags.as_slice() {
-            if self.tags.queue(tag).forget(handle, slot.kind, &self.slab) {
+            if (self.tags.queue(tag)).forget(handle, slot.kind, (&self.slab, &mut self.rings)) {
                 self.tags.release(tag);
             }
         }
@@ -756,6 +805,13 @@ impl<T> WaitingPool<T> {
                     "an entry's tag ids name its bucket and tags"
                 );
             }
+            let lanes = (self.random.values().chain(self.tags.all_queues()))
+                .flat_map(|q| [Some(&q.open), Some(&q.narrow), q.college.as_deref()])
+                .flatten();
+            assert!(
+                self.rings.accounts_for(lanes.map(|lane| &lane.order)),
+                "every lane's block is its own, and no block is lost"
+            );
             let queues = || self.random.values().chain(self.tags.queues());
             let empty = self.random.values().filter(|q| q.counted_empty).count();
             assert_eq!(empty, self.empty_queues, "empty queue count");
@@ -766,7 +822,7 @@ impl<T> WaitingPool<T> {
                     };
                     let live: Vec<&Slot<T>> = lane
                         .order
-                        .iter()
+                        .iter(&self.rings)
                         .filter_map(|h| self.slab.get(*h))
                         .collect();
                     assert_eq!(live.len(), lane.live as usize, "live count");
@@ -792,7 +848,9 @@ impl<T> WaitingPool<T> {
                         "tombstones in an empty lane"
                     );
                     assert!(
-                        lane.front().iter().eq(lane.order.iter().take(FRONT)),
+                        lane.front()
+                            .iter()
+                            .eq(lane.order.iter(&self.rings).take(FRONT)),
                         "the header repeats the lane's first handles"
                     );
                 }
@@ -824,7 +882,7 @@ impl<T> WaitingPool<T> {
 /// preferences benchmark.
 fn scan<E: super::slab::Entry>(
     queue: &mut Lane,
-    slab: &Slab<E>,
+    (slab, rings): (&Slab<E>, &mut Rings),
     kept: &mut Vec<Handle>,
     limit: usize,
     mut visit: impl FnMut(Handle, &Summary) -> bool,
@@ -834,7 +892,7 @@ fn scan<E: super::slab::Entry>(
     // The lane's handles in order, without `VecDeque`'s wrap-around arithmetic per read,
     // and the ones `lookahead` further on, whose summaries are fetched meanwhile (the
     // caller fetched the first `lookahead`, from the header's copy).
-    let (front, back) = queue.order.as_slices();
+    let (front, back) = queue.order.as_slices(rings);
     let mut handles = front.iter().chain(back);
     let mut ahead = front.iter().chain(back).skip(lookahead);
     let mut position = 0;
@@ -855,11 +913,11 @@ fn scan<E: super::slab::Entry>(
         }
     }
     if kept.len() < position {
-        queue.order.drain(..position);
+        queue.order.drop_front(position);
         for handle in kept.iter().rev() {
-            queue.order.push_front(*handle);
+            queue.order.push_front(rings, *handle);
         }
-        queue.repeat_front();
+        queue.repeat_front(rings);
     }
 }
 
@@ -974,6 +1032,36 @@ mod tests {
         let mut again = ticket(2, Mode::Text, now).ticket;
         again.session = SessionId(1);
         assert!(pool.take_partner(&again, now).is_none());
+    }
+
+    #[test]
+    fn emptied_random_queues_are_swept_and_give_their_buffers_back() {
+        let now = Instant::now();
+        let mut pool = WaitingPool::new();
+        let lang = |n: u64| {
+            let letter = |k: u64| char::from(b'a' + (n / 26u64.pow(k as u32) % 26) as u8);
+            Lang::parse(&format!("{}{}{}", letter(0), letter(1), letter(2))).unwrap()
+        };
+        let in_bucket = |n: u64| {
+            let mut waiting = ticket(n, Mode::Text, now);
+            waiting.ticket.bucket.lang = lang(n);
+            waiting
+        };
+        for n in 0..1100 {
+            pool.insert(in_bucket(n), now);
+        }
+        // Each removal empties a bucket's queue; past 1024 empty ones they are swept, and
+        // the debug invariant checks after each change that no lane buffer was lost.
+        for n in 0..1100 {
+            pool.remove(TicketId(n));
+        }
+        assert!(pool.random.len() < 1100, "swept: {}", pool.random.len());
+        pool.insert(in_bucket(5000), now);
+        let newcomer = in_bucket(5000 + 26 * 26 * 26).ticket; // the same language
+        assert_eq!(
+            pool.take_partner(&newcomer, now).map(|w| w.ticket.id),
+            Some(TicketId(5000))
+        );
     }
 
     #[test]

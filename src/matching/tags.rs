@@ -103,6 +103,12 @@ impl<Q: Default> TagTable<Q> {
             .map(|(queue, _)| queue)
     }
 
+    /// Every queue, those of ids not in use too.
+    #[cfg_attr(not(debug_assertions), allow(dead_code))] // for the debug invariant check
+    pub(super) fn all_queues(&self) -> impl Iterator<Item = &Q> {
+        self.queues.iter()
+    }
+
     /// The (bucket, tag) `id` stands for, if in use.
     #[cfg_attr(not(debug_assertions), allow(dead_code))] // for the debug invariant check
     pub(super) fn key(&self, id: TagId) -> Option<(BucketKey, Fingerprint)> {
