@@ -1,11 +1,11 @@
 //! Large arrays on huge pages.
 //!
-//! A pool of a million waiting users keeps two arrays of tens to hundreds of megabytes (the
-//! summaries and the entries) that every pairing reads at random places. With 4 KiB pages
-//! nearly each such read also misses the processor's address-translation cache, and the
-//! page-table walk costs about as much again; 2 MiB pages make those walks rare. Only these
-//! arrays ask for huge pages: the rest of the server (per-connection buffers above all) stays
-//! on small pages, where huge ones would raise memory per user by a third.
+//! A pool of a million waiting users keeps three arrays of tens to hundreds of megabytes (the
+//! summaries, the entries and the lanes' buffers) that every pairing reads at random places.
+//! With 4 KiB pages nearly each such read also misses the processor's address-translation
+//! cache, and the page-table walk costs about as much again; 2 MiB pages make those walks
+//! rare. Only these arrays ask for huge pages: the rest of the server (per-connection buffers
+//! above all) stays on small pages, where huge ones would raise memory per user by a third.
 
 /// Below this many bytes an array stays on ordinary pages.
 const HUGE_FROM: usize = 4 << 20;

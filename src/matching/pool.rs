@@ -889,7 +889,7 @@ fn scan<E: super::slab::Entry>(
 ) {
     kept.clear();
     let lookahead = limit.min(FRONT);
-    // The lane's handles in order, without `VecDeque`'s wrap-around arithmetic per read,
+    // The lane's handles in order, without the ring's wrap-around arithmetic per read,
     // and the ones `lookahead` further on, whose summaries are fetched meanwhile (the
     // caller fetched the first `lookahead`, from the header's copy).
     let (front, back) = queue.order.as_slices(rings);
