@@ -7,7 +7,7 @@
 //! cache. Here all buffers are blocks of one array ([`Rings`]), which asks for 2 MiB pages
 //! (see `huge.rs`), so those translations are few enough to stay cached.
 //!
-//! Blocks are powers of two of at least a cache line of handles, each aligned to its size
+//! Blocks are powers of two of at least 4 handles (half a cache line), each aligned to its size
 //! within the array. A freed block goes to the free list of its size; a request with none of
 //! its size free splits the smallest larger one, or else the array grows. Freed blocks are
 //! not merged again: after a burst of small lanes, a large lane may need fresh room while
@@ -89,8 +89,9 @@ impl Rings {
         self.free[class as usize].push(start);
     }
 
-    /// Whether the blocks of `rings` and the free ones cover the array exactly: none lost
-    /// (a ring dropped without giving its block back), none counted twice.
+    /// Whether the sizes of the blocks of `rings` and of the free ones add up to the array's:
+    /// it catches a block lost (a ring dropped without giving it back) or given back twice,
+    /// not one lost and another shared by two rings at once.
     #[cfg_attr(not(any(test, debug_assertions)), allow(dead_code))] // for invariant checks
     pub fn accounts_for<'a>(&self, rings: impl Iterator<Item = &'a Ring>) -> bool {
         let used: usize = rings.map(|ring| ring.capacity()).sum();
@@ -317,6 +318,6 @@ mod tests {
             small.push_back(&mut rings, Handle::at(n, 0));
         }
         assert_eq!(small.capacity(), 16);
-        assert_eq!(rings.cells.len(), cells, "a freed block is split for reuse");
+        assert_eq!(rings.cells.len(), cells, "freed blocks are reused");
     }
 }
