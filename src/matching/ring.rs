@@ -33,8 +33,9 @@ pub(super) struct Rings {
 }
 
 /// One lane's handles in order, in a block of [`Rings`]. It owns its block until it gives
-/// it back with [`Ring::release`], which its owner must call before dropping it.
-#[derive(Clone, Copy, Debug, Default)]
+/// it back with [`Ring::release`], which its owner must call before dropping it (not `Copy`
+/// nor `Clone`: two rings must never own one block).
+#[derive(Debug, Default)]
 pub(super) struct Ring {
     /// Where the block starts in `Rings::cells`.
     start: u32,
@@ -259,7 +260,7 @@ mod tests {
         #[test]
         fn rings_behave_as_deques(ops in prop::collection::vec(op(), 1..400)) {
             let mut rings = Rings::default();
-            let mut mine = [Ring::default(); 4];
+            let mut mine: [Ring; 4] = std::array::from_fn(|_| Ring::default());
             let mut model: [VecDeque<Handle>; 4] = Default::default();
             for (n, op) in ops.into_iter().enumerate() {
                 let handle = Handle::at(n as u32, 1);
