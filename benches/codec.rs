@@ -1,8 +1,8 @@
 //! Encoding and decoding the hottest client messages in both codecs.
 
 use criterion::{black_box, Criterion, Throughput};
-use tandem::ids::ChatId;
-use tandem::protocol::{ClientMsg, Codec, Frame, ServerMsg};
+use tandem_ids::ChatId;
+use tandem_proto::{ClientMsg, Codec, Frame, ServerMsg};
 
 fn codecs(c: &mut Criterion) {
     let msg = ClientMsg::Msg {
@@ -33,4 +33,28 @@ fn codecs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion::criterion_group!(benches, codecs);
+/// Relaying a `signal` of 16 KiB (decoding the client's frame, encoding the partner's): flat
+/// (one string) and deep (arrays nested 32 deep, side by side) should cost the same.
+fn signals(c: &mut Criterion) {
+    let part = format!("{}{}", "[".repeat(31), "]".repeat(31));
+    let deep = format!("[{}]", vec![part.as_str(); 16_000 / 63].join(","));
+    let flat = format!("\"{}\"", "a".repeat(deep.len() - 2));
+    let mut group = c.benchmark_group("codec");
+    group.throughput(Throughput::Bytes(deep.len() as u64));
+    for (name, data) in [("flat", flat), ("deep", deep)] {
+        let frame = format!(r#"{{"type":"signal","chat":"123456789abcdef0","data":{data}}}"#);
+        group.bench_function(format!("relay_signal_16k_{name}"), |b| {
+            b.iter(|| {
+                let Ok(ClientMsg::Signal { chat, data }) =
+                    Codec::Json.decode_text::<ClientMsg>(black_box(&frame))
+                else {
+                    panic!("a signal");
+                };
+                black_box(Codec::Json.encode(&ServerMsg::Signal { chat, data }))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion::criterion_group!(benches, codecs, signals);

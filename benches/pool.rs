@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{black_box, BatchSize, Criterion, Throughput};
-use tandem::ids::{SessionId, TicketId};
-use tandem::matching::{BucketKey, Lang, Mode, TicketInfo, Waiting, WaitingPool};
-use tandem::protocol::PartnerInfo;
-use tandem::session::{Peer, Seat, SessionEvent, SessionLink};
-use tandem::shard::{Matchmaker, Ticket};
+use tandem_engine::session::{Identity, Peer, Seat, SessionEvent, SessionLink};
+use tandem_engine::shard::{Matchmaker, Ticket};
+use tandem_ids::{SessionId, TicketId};
+use tandem_match::{BucketKey, Lang, Mode, TicketInfo, Waiting, WaitingPool};
+use tandem_proto::PartnerInfo;
 
 const RESIDENT: u64 = 1_000_000;
 
@@ -42,7 +42,11 @@ fn hot() -> BucketKey {
 
 fn resident_bucket(n: u64) -> BucketKey {
     BucketKey {
-        mode: if n % 2 == 0 { Mode::Text } else { Mode::Video },
+        mode: if n.is_multiple_of(2) {
+            Mode::Text
+        } else {
+            Mode::Video
+        },
         lang: rare_lang(n / 2),
     }
 }
@@ -90,6 +94,12 @@ fn pool(c: &mut Criterion) {
     assert_eq!(pool.len() as u64, RESIDENT);
 }
 
+thread_local! {
+    /// One user for every ticket: the shard never looks at who a ticket's user is.
+    static WHO: Arc<Identity> =
+        Arc::new(Identity::of(tandem_ids::ClientId::parse("bench").expect("well formed")));
+}
+
 /// A link that drops events: the benchmark measures the shard, not the sessions.
 struct Nowhere;
 
@@ -108,6 +118,7 @@ fn ticket(id: u64, bucket: BucketKey, now: Instant, link: &Arc<dyn SessionLink>)
         peer: Peer {
             session: SessionId(id),
             link: Arc::clone(link),
+            who: WHO.with(Arc::clone),
         },
         public: PartnerInfo {
             college: None,

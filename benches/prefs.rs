@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use criterion::{black_box, Criterion, Throughput};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tandem::ids::{SessionId, TicketId};
-use tandem::matching::{
+use tandem_ids::{SessionId, TicketId};
+use tandem_match::{
     BucketKey, Country, CountryFilter, Interests, Lang, Mode, TicketInfo, Waiting, WaitingPool,
 };
 

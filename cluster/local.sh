@@ -14,10 +14,62 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STATE="${TANDEM_CLUSTER_DIR:-target/local-cluster}"
-NATS_URLS="nats://127.0.0.1:14222,nats://127.0.0.1:14223,nats://127.0.0.1:14224"
+NATS_HOSTS="127.0.0.1:14222 127.0.0.1:14223 127.0.0.1:14224"
 CLUSTER_NAME="${TANDEM_CLUSTER:-local}"
 BIN="${TANDEM_BIN:-target/release/tandem}"
+# Every node signs client ids with the same secret (a real deployment keeps its own secret).
+ID_SECRET="${TANDEM_ID_SECRET:-local-cluster-id-secret-0123456789}"
+# Every node seals its envelopes with the same cluster key, made once and kept in $STATE.
 mkdir -p "$STATE"
+cluster_key() {
+  if [ -n "${TANDEM_CLUSTER_KEY:-}" ]; then
+    return
+  fi
+  if [ ! -s "$STATE/cluster-key" ]; then
+    (umask 077; head -c 32 /dev/urandom | base64 >"$STATE/cluster-key")
+  fi
+  TANDEM_CLUSTER_KEY="$(cat "$STATE/cluster-key")"
+  export TANDEM_CLUSTER_KEY
+}
+cluster_key
+# NATS lets in only the user `tandem` with this password (cluster/nats/*.conf read it from
+# the environment); made once and kept in $STATE too.
+if [ -z "${TANDEM_NATS_PASSWORD:-}" ]; then
+  if [ ! -s "$STATE/nats-password" ]; then
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$STATE/nats-password")
+  fi
+  TANDEM_NATS_PASSWORD="$(cat "$STATE/nats-password")"
+fi
+export TANDEM_NATS_PASSWORD
+# NATS speaks TLS only, to clients and between servers (routes verify each other's
+# certificate). A CA of the cluster's own signs a certificate for each server; made once with
+# openssl. cluster/nats/*.conf name these files, so they stay where the configs say.
+TLS_DIR="target/local-cluster/tls"
+tls_files() {
+  if [ -s "$TLS_DIR/nats-3.pem" ]; then return; fi
+  mkdir -p "$TLS_DIR"
+  (
+    umask 077
+    cd "$TLS_DIR"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout ca-key.pem -out ca.pem -days 825 \
+      -subj "/CN=tandem local cluster CA" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+    for i in 1 2 3; do
+      openssl req "${ec[@]}" -keyout "nats-$i-key.pem" -out "nats-$i.csr" \
+        -subj "/CN=nats-$i" 2>/dev/null
+      openssl x509 -req -in "nats-$i.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+        -out "nats-$i.pem" -days 825 -extfile san.ext 2>/dev/null
+    done
+    rm -f ./*.csr
+  )
+}
+tls_files
+NATS_URLS=""
+for host in $NATS_HOSTS; do
+  NATS_URLS="${NATS_URLS:+$NATS_URLS,}tls://tandem:$TANDEM_NATS_PASSWORD@$host"
+done
+NATS_TLS=(--nats-tls-ca "$TLS_DIR/ca.pem")
 
 build() {
   if [ ! -x "$BIN" ]; then
@@ -44,14 +96,14 @@ start_nats() {
     echo $! >"$STATE/nats-$i.pid"
   done
   for i in 1 2 3; do wait_http "http://127.0.0.1:1822$((i + 1))/healthz"; done
-  echo "nats: 3 servers routed as one cluster ($NATS_URLS)"
+  echo "nats: 3 servers routed as one cluster ($NATS_HOSTS; TLS, user tandem)"
 }
 
 start_node() { # index
   local i=$1 id="node-$1" port=$((8080 + $1))
   if alive "$STATE/$id.pid"; then echo "$id already running"; return; fi
   "$BIN" serve --listen "127.0.0.1:$port" --node-id "$id" --cluster "$CLUSTER_NAME" \
-    --nats "$NATS_URLS" >"$STATE/$id.log" 2>&1 &
+    --nats "$NATS_URLS" "${NATS_TLS[@]}" --id-secret "$ID_SECRET" --store-replicas 3 >"$STATE/$id.log" 2>&1 &
   echo $! >"$STATE/$id.pid"
   wait_http "http://127.0.0.1:$port/healthz"
   echo "$id: http://127.0.0.1:$port (log $STATE/$id.log)"
@@ -75,7 +127,7 @@ case "${1:-}" in
     start_node "$(next_index)"
     ;;
   status)
-    "$BIN" cluster status --nats "$NATS_URLS" --cluster "$CLUSTER_NAME"
+    "$BIN" cluster status --nats "$NATS_URLS" "${NATS_TLS[@]}" --cluster "$CLUSTER_NAME"
     ;;
   kill)
     node="${2:?usage: local.sh kill NODE}"
@@ -89,7 +141,7 @@ case "${1:-}" in
     ;;
   drain)
     node="${2:?usage: local.sh drain NODE}"
-    "$BIN" cluster drain "$node" --nats "$NATS_URLS" --cluster "$CLUSTER_NAME"
+    "$BIN" cluster drain "$node" --nats "$NATS_URLS" "${NATS_TLS[@]}" --cluster "$CLUSTER_NAME"
     ;;
   down)
     for pid in "$STATE"/*.pid; do

@@ -1,17 +1,19 @@
 //! The `tandem` command: parses flags, sets up logging, and runs a subcommand.
 
+mod moderation_cli;
+
 use std::net::TcpListener;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tandem::config::ServeArgs;
+use tandem_server::config::ServeArgs;
 use tracing_subscriber::EnvFilter;
 
-// jemalloc: measured at 18-20 KB per idle connection and stable over connect/disconnect
-// churn, against 28.7 KB with mimalloc and a growing footprint with the system allocator
-// (docs/performance.md). jemalloc's background thread returns freed pages to the OS on its
-// default decay (~10 s), so memory follows the number of users online instead of its peak;
-// a 1 s decay made churn re-fault pages and cost throughput.
+// jemalloc: the least memory per idle connection of the allocators compared, and stable over
+// connect/disconnect churn, where the system allocator's footprint grows (docs/performance.md
+// has the figures). Its background thread returns freed pages to the OS on its default decay
+// (about 10 s), so memory follows the number of users online instead of its peak; a shorter
+// decay makes churn re-fault pages and costs throughput.
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -40,15 +42,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a node: WebSocket at /ws, health at /healthz, metrics at /metrics, a page at /.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Entitlements for premium preferences (gender filter, college mode).
     #[command(subcommand)]
     Entitlement(EntitlementCommand),
     /// Drive a node with simulated users and report what they experienced.
-    Loadtest(tandem::loadtest::LoadtestArgs),
+    Loadtest(Box<tandem_loadtest::LoadtestArgs>),
     /// Operate a cluster over NATS: see its nodes, drain one.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Moderate through a node's operator API (`--admin-token`): the review queue, bans.
+    Moderation(Box<moderation_cli::ModerationArgs>),
 }
 
 #[derive(Subcommand)]
@@ -56,20 +60,22 @@ enum ClusterCommand {
     /// Print the cluster's nodes: shards, users online and waiting, matches per second.
     Status {
         #[command(flatten)]
-        nats: tandem::cluster::ClusterArgs,
+        nats: tandem_server::cluster::ClusterArgs,
         /// How long to listen to heartbeats (at least two heartbeat intervals).
-        #[arg(long, default_value = "1500ms", value_parser = tandem::config::parse_duration)]
+        #[arg(long, default_value = "1500ms", value_parser = tandem_proto::duration::parse_duration)]
         listen: std::time::Duration,
     },
     /// Drain a node: it stops accepting users, hands the tickets it holds back, tells its
     /// clients to reconnect (close 1012), and exits when empty. Waits until it has left.
+    /// Print a fresh cluster key (32 random bytes in base64) for `--cluster-key`.
+    Key,
     Drain {
         /// The node's id (`tandem cluster status` lists them).
         node: String,
         #[command(flatten)]
-        nats: tandem::cluster::ClusterArgs,
+        nats: tandem_server::cluster::ClusterArgs,
         /// Give up waiting for the node to leave after this long.
-        #[arg(long, default_value = "60s", value_parser = tandem::config::parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = tandem_proto::duration::parse_duration)]
         wait: std::time::Duration,
     },
 }
@@ -89,31 +95,23 @@ enum EntitlementCommand {
         #[arg(long)]
         college: Option<String>,
         /// How long the token is valid.
-        #[arg(long, default_value = "30d", value_parser = parse_days)]
+        #[arg(long, default_value = "30d", value_parser = tandem_proto::duration::parse_duration)]
         ttl: std::time::Duration,
     },
-}
-
-/// Durations for tokens: `30d`, `12h`, or anything `tandem serve` takes.
-fn parse_days(text: &str) -> Result<std::time::Duration, String> {
-    match text.strip_suffix('d').map(str::parse::<u64>) {
-        Some(Ok(days)) => Ok(std::time::Duration::from_secs(days * 86_400)),
-        _ => tandem::config::parse_duration(text),
-    }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Entitlement(EntitlementCommand::Issue {
             secret,
             features,
             college,
             ttl,
         }) => {
-            use tandem::entitlement::{unix_now, Claims, EntitlementKey, Feature};
+            use tandem_server::entitlement::{unix_now, Claims, EntitlementKey, Feature};
             let features = features
                 .iter()
                 .map(|f| match f.as_str() {
@@ -133,8 +131,12 @@ fn main() -> anyhow::Result<()> {
             println!("{}", EntitlementKey::new(secret).sign(&claims));
             Ok(())
         }
-        Command::Loadtest(args) => loadtest(args),
+        Command::Loadtest(args) => loadtest(*args),
         Command::Cluster(command) => cluster(command),
+        Command::Moderation(args) => {
+            print!("{}", moderation_cli::run(*args)?);
+            Ok(())
+        }
     }
 }
 
@@ -146,15 +148,19 @@ fn cluster(command: ClusterCommand) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Status { nats, listen } => {
             anyhow::ensure!(nats.enabled(), "--nats URL (or TANDEM_NATS) is required");
-            let table = runtime.block_on(tandem::cluster::nats::status(&nats, listen))?;
+            let table = runtime.block_on(tandem_server::cluster::nats::status(&nats, listen))?;
             print!("{table}");
         }
+        ClusterCommand::Key => println!("{}", tandem_server::cluster::seal::ClusterKey::generate()),
         ClusterCommand::Drain { node, nats, wait } => {
             anyhow::ensure!(nats.enabled(), "--nats URL (or TANDEM_NATS) is required");
-            let node = tandem::ids::NodeId(node);
-            runtime.block_on(tandem::cluster::nats::drain(&nats, &node, wait, |line| {
-                eprintln!("{line}")
-            }))?;
+            let node = tandem_ids::NodeId(node);
+            runtime.block_on(tandem_server::cluster::nats::drain(
+                &nats,
+                &node,
+                wait,
+                |line| eprintln!("{line}"),
+            ))?;
         }
     }
     Ok(())
@@ -164,7 +170,10 @@ fn init_tracing(json: bool) {
     // async-nats logs every (re)connection at info; tandem logs what matters of those itself.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr: stdout is for what a command prints (a report, a table, JSON).
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -181,11 +190,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
     actix_web::rt::System::new()
-        .block_on(async move { tandem::serve(&args, listener, shutdown_signal()).await })?;
+        .block_on(async move { tandem_server::serve(&args, listener, shutdown_signal()).await })?;
     Ok(())
 }
 
-fn loadtest(args: tandem::loadtest::LoadtestArgs) -> anyhow::Result<()> {
+fn loadtest(args: tandem_loadtest::LoadtestArgs) -> anyhow::Result<()> {
     // Every simulated user is a socket, as on the server side.
     if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %err, "could not raise the open-file limit");
@@ -197,15 +206,15 @@ fn loadtest(args: tandem::loadtest::LoadtestArgs) -> anyhow::Result<()> {
             .context("starting the tokio runtime")
     };
     let report = if args.inproc {
-        tandem::loadtest::run_inproc(&args)?
+        tandem_loadtest::run_inproc(&args)?
     } else if args.worker.worker_index.is_some() {
         // A child of `--workers`: its results go to the parent, which prints the report.
-        runtime()?.block_on(tandem::loadtest::run_worker(&args))?;
+        runtime()?.block_on(tandem_loadtest::run_worker(&args))?;
         return Ok(());
     } else if args.worker_processes() > 1 {
-        tandem::loadtest::run_workers(&args)?
+        tandem_loadtest::run_workers(&args)?
     } else {
-        runtime()?.block_on(tandem::loadtest::run(&args))?
+        runtime()?.block_on(tandem_loadtest::run(&args))?
     };
     print!("{report}");
     if !report.passed() {

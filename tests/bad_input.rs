@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{http_get, pair, start_server, start_server_with, test_args, Client};
-use tandem::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use tandem_proto::{ClientMsg, ErrorCode, ServerMsg};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -96,7 +96,7 @@ async fn binary_garbage_on_a_json_connection_is_a_bad_frame() {
 #[actix_rt::test]
 async fn garbage_on_a_bincode_connection_is_a_bad_frame() {
     let server = start_server();
-    let mut c = Client::connect_with(server.addr, tandem::protocol::Codec::Bincode).await;
+    let mut c = Client::connect_with(server.addr, tandem_proto::Codec::Bincode).await;
     c.send_raw(Message::binary(vec![0xfe, 0xff, 0xff])).await;
     c.expect_error(ErrorCode::BadFrame).await;
     c.send_raw(Message::text("{\"type\":\"ping\"}")).await;
@@ -134,7 +134,7 @@ async fn an_oversized_frame_closes_with_1009_and_the_partner_is_told() {
         b.recv().await,
         ServerMsg::Ended {
             chat,
-            reason: tandem::protocol::EndReason::PartnerDisconnected
+            reason: tandem_proto::EndReason::PartnerDisconnected
         }
     );
     server.shutdown().await.unwrap();
@@ -207,7 +207,7 @@ async fn next_and_join_are_rate_limited() {
 
 #[actix_rt::test]
 async fn a_silent_client_is_dropped_by_the_heartbeat_and_its_partner_told() {
-    let server = start_server_with(tandem::config::ServeArgs {
+    let server = start_server_with(tandem_server::config::ServeArgs {
         heartbeat_interval: Duration::from_millis(100),
         heartbeat_timeout: Duration::from_millis(500),
         ..test_args()
@@ -219,7 +219,7 @@ async fn a_silent_client_is_dropped_by_the_heartbeat_and_its_partner_told() {
         b.recv().await,
         ServerMsg::Ended {
             chat,
-            reason: tandem::protocol::EndReason::PartnerDisconnected
+            reason: tandem_proto::EndReason::PartnerDisconnected
         }
     );
     assert!(b.drain().await.is_empty(), "the reading client is kept");

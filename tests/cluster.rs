@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use common::nats::{free_port, NatsServer};
 use common::{generous_args, http_get, join_with, Client, STEP};
-use tandem::config::ServeArgs;
-use tandem::ids::NodeId;
-use tandem::matching::{BucketKey, Lang, Mode};
-use tandem::protocol::{ClientMsg, EndReason, ErrorCode, ServerMsg, SignalData};
-use tandem::RunningServer;
+use tandem_ids::NodeId;
+use tandem_match::{BucketKey, Lang, Mode};
+use tandem_proto::{ClientMsg, EndReason, ErrorCode, ServerMsg, SignalData};
+use tandem_server::cluster::ClusterView;
+use tandem_server::config::ServeArgs;
+use tandem_server::RunningServer;
 
 /// Args of a node `id` of the test cluster on `nats`.
 fn node_args(nats: &[String], id: &str) -> ServeArgs {
@@ -23,15 +24,37 @@ fn node_args(nats: &[String], id: &str) -> ServeArgs {
     args.node_id = Some(id.to_owned());
     args.cluster.nats = nats.to_vec();
     args.cluster.cluster_name = "test".into();
+    args.id_secret = Some(ID_SECRET.into());
+    args.cluster.cluster_key = Some(common::CLUSTER_KEY.into());
     args
 }
+
+/// The id secret every node of the test cluster shares.
+const ID_SECRET: &str = "the test cluster's id secret";
 
 fn start_node(nats: &[String], id: &str) -> RunningServer {
     common::start_server_with(node_args(nats, id))
 }
 
-/// Polls `done` until it holds, failing the test after `within`.
-async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+/// Waits until `node`'s view of the cluster satisfies `done` (its coordinator publishes a
+/// new view after every tick, connection change and heartbeat heard), failing the test
+/// after `within`.
+async fn view_until(
+    node: &RunningServer,
+    what: &str,
+    within: Duration,
+    done: impl FnMut(&ClusterView) -> bool,
+) {
+    let mut view = node.node.cluster().expect("a cluster node").watch();
+    tokio::time::timeout(within, view.wait_for(done))
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting until {what}"))
+        .expect("the coordinator runs");
+}
+
+/// Polls a condition on this process's nodes (every 10 ms) until it holds, failing the test
+/// after `within`: for what no event announces, such as a count of chats.
+async fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -39,16 +62,23 @@ async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool
     }
 }
 
-/// Waits until every node hears every other.
+/// Chats seen by `node`'s users since it started (each pairing counts once per side here).
+fn chats_seen(node: &RunningServer) -> u64 {
+    (node.node.metrics().matched_sessions).load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Waits until every node is connected and hears every other.
 async fn formed(nodes: &[&RunningServer]) {
     let others = nodes.len() - 1;
-    wait_until("the cluster formed", Duration::from_secs(10), || {
-        nodes.iter().all(|n| {
-            let cluster = n.node.cluster.as_ref().expect("a cluster node");
-            cluster.is_connected() && cluster.members().len() == others
-        })
-    })
-    .await;
+    for node in nodes {
+        view_until(
+            node,
+            "the cluster formed",
+            Duration::from_secs(10),
+            |view| view.connected && view.members.len() == others,
+        )
+        .await;
+    }
 }
 
 /// Node ids such that the text/en bucket is owned by the first (so the tests know where
@@ -62,20 +92,23 @@ fn ids_with_owner_first(prefix: &str, count: usize) -> Vec<String> {
         let ids: Vec<String> = (0..count)
             .map(|i| format!("{prefix}{attempt}x{i}"))
             .collect();
-        let mut view =
-            tandem::cluster::Membership::new(NodeId(ids[1].clone()), 2, Duration::from_secs(2));
+        let mut view = tandem_server::cluster::Membership::new(
+            NodeId(ids[1].clone()),
+            2,
+            Duration::from_secs(2),
+        );
         for id in &ids {
             view.observe(status(id), Instant::now());
         }
-        if view.owner(&bucket) == Some(&NodeId(ids[0].clone())) {
+        if view.owner(&bucket) == Some(NodeId(ids[0].clone())) {
             return ids;
         }
     }
     unreachable!()
 }
 
-fn status(id: &str) -> tandem::bus::NodeStatus {
-    tandem::bus::NodeStatus::new(NodeId(id.to_owned()), 2, 1)
+fn status(id: &str) -> tandem_server::bus::NodeStatus {
+    tandem_server::bus::NodeStatus::new(NodeId(id.to_owned()), 2, 1)
 }
 
 /// A metric's value in a node's `/metrics` (the first series of that name).
@@ -122,7 +155,7 @@ async fn users_on_two_nodes_are_paired_and_chat_through_nats() {
     .await;
     on_b.send(&ClientMsg::Signal {
         chat: mb.chat,
-        data: SignalData(serde_json::json!({"type": "offer", "sdp": "v=0"})),
+        data: SignalData::from_value(&serde_json::json!({"type": "offer", "sdp": "v=0"})).unwrap(),
     })
     .await;
     let mut at_b = Vec::new();
@@ -153,7 +186,7 @@ async fn users_on_two_nodes_are_paired_and_chat_through_nats() {
     match on_a.recv().await {
         ServerMsg::Signal { chat, data } => {
             assert_eq!(chat, ma.chat);
-            assert_eq!(data.0["type"], "offer");
+            assert_eq!(data.to_value()["type"], "offer");
         }
         other => panic!("expected the signal, got {other:?}"),
     }
@@ -191,6 +224,62 @@ async fn users_on_two_nodes_are_paired_and_chat_through_nats() {
 }
 
 #[actix_rt::test]
+async fn a_line_and_a_skip_right_after_a_match_across_nodes_reach_the_partner() {
+    let nats = NatsServer::start();
+    let urls = vec![nats.url()];
+    let a = start_node(&urls, "qa");
+    let b = start_node(&urls, "qb");
+    formed(&[&a, &b]).await;
+    // The side told `matched` first (its node completed the claim) writes and skips at once:
+    // both reach the other node right behind the claim's last step, and may overtake it
+    // there. The other side is told `matched`, the line, then `ended`, every time.
+    for round in 0..100 {
+        let mut x = Client::connect(a.addr).await;
+        let mut y = Client::connect(b.addr).await;
+        x.join().await;
+        y.join().await;
+        let (first, x_first) = tokio::select! {
+            m = x.recv() => (m, true),
+            m = y.recv() => (m, false),
+        };
+        let ServerMsg::Matched(matched) = first else {
+            panic!("round {round}: expected matched, got {first:?}");
+        };
+        let (hasty, partner) = if x_first {
+            (&mut x, &mut y)
+        } else {
+            (&mut y, &mut x)
+        };
+        hasty.say(matched.chat, "hi and bye").await;
+        hasty.send(&ClientMsg::Next).await;
+        assert_eq!(partner.matched().await.chat, matched.chat, "round {round}");
+        let rest = [partner.recv().await, partner.recv().await];
+        assert_eq!(
+            rest,
+            [
+                ServerMsg::Msg {
+                    chat: matched.chat,
+                    text: "hi and bye".into()
+                },
+                ServerMsg::Ended {
+                    chat: matched.chat,
+                    reason: EndReason::PartnerSkipped
+                },
+            ],
+            "round {round}"
+        );
+        // The hasty side waits again: it must be gone before the next round's users join.
+        drop((x, y));
+        until("the round's users are gone", STEP, || {
+            a.node.metrics().online() + b.node.metrics().online() == 0
+        })
+        .await;
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
 async fn many_users_across_three_nodes_are_each_paired_once() {
     let nats = NatsServer::start();
     let urls = vec![nats.url()];
@@ -208,8 +297,8 @@ async fn many_users_across_three_nodes_are_each_paired_once() {
         c.join().await;
         clients.push(c);
     }
-    let mut chats: HashMap<tandem::ids::ChatId, Vec<usize>> = HashMap::new();
-    let mut initiators = HashMap::<tandem::ids::ChatId, usize>::new();
+    let mut chats: HashMap<tandem_ids::ChatId, Vec<usize>> = HashMap::new();
+    let mut initiators = HashMap::<tandem_ids::ChatId, usize>::new();
     for (i, c) in clients.iter_mut().enumerate() {
         let m = c.matched().await;
         chats.entry(m.chat).or_default().push(i);
@@ -310,6 +399,12 @@ impl ChildNode {
                 "1",
                 "--joins-per-sec",
                 "1000",
+                "--id-secret",
+                ID_SECRET,
+                "--cluster-key",
+                common::CLUSTER_KEY,
+                "--data-dir",
+                common::data_dir().to_str().unwrap(),
             ])
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -350,11 +445,11 @@ async fn a_killed_node_ends_its_chats_and_its_held_tickets_wait_again_within_3s(
     let ids = ids_with_owner_first("k", 2);
     let mut doomed = ChildNode::start(&urls[0], &ids[0]).await;
     let survivor = start_node(&urls, &ids[1]);
-    let cluster = survivor.node.cluster.clone().unwrap();
-    wait_until(
+    view_until(
+        &survivor,
         "the survivor hears the doomed node",
         Duration::from_secs(10),
-        || cluster.members().len() == 1,
+        |view| view.members.len() == 1,
     )
     .await;
 
@@ -372,8 +467,8 @@ async fn a_killed_node_ends_its_chats_and_its_held_tickets_wait_again_within_3s(
         .send(&join_with(|j| j.interests = vec!["rare".into()]))
         .await;
     assert_eq!(waiting.recv().await, ServerMsg::Waiting);
-    wait_until("the ticket went to its owner", STEP, || {
-        cluster.in_flight().0 == 1
+    view_until(&survivor, "the ticket went to its owner", STEP, |view| {
+        view.spilled == 1
     })
     .await;
 
@@ -395,9 +490,12 @@ async fn a_killed_node_ends_its_chats_and_its_held_tickets_wait_again_within_3s(
     );
 
     // The waiting user's ticket is back home: a newcomer here meets it.
-    wait_until("the ticket came home", Duration::from_secs(3), || {
-        cluster.in_flight().0 == 0
-    })
+    view_until(
+        &survivor,
+        "the ticket came home",
+        Duration::from_secs(3),
+        |view| view.spilled == 0,
+    )
     .await;
     let mut newcomer = Client::connect(survivor.addr).await;
     newcomer
@@ -428,7 +526,6 @@ async fn a_drained_node_hands_back_tickets_and_sends_its_users_elsewhere() {
     let drained = start_node(&urls, &ids[0]);
     let stays = start_node(&urls, &ids[1]);
     formed(&[&drained, &stays]).await;
-    let stays_cluster = stays.node.cluster.clone().unwrap();
 
     // A user of the staying node waits; its ticket is held by the node to be drained.
     let mut waiting = Client::connect(stays.addr).await;
@@ -436,21 +533,22 @@ async fn a_drained_node_hands_back_tickets_and_sends_its_users_elsewhere() {
         .send(&join_with(|j| j.interests = vec!["rare".into()]))
         .await;
     assert_eq!(waiting.recv().await, ServerMsg::Waiting);
-    wait_until("the ticket went to its owner", STEP, || {
-        stays_cluster.in_flight().0 == 1
+    view_until(&stays, "the ticket went to its owner", STEP, |view| {
+        view.spilled == 1
     })
     .await;
     // A user connected to the node to be drained.
     let mut leaving = Client::connect(drained.addr).await;
 
     // The operator sees both nodes, then drains one (as `tandem cluster drain` does).
-    let mut op = tandem::cluster::ClusterArgs {
+    let mut op = tandem_server::cluster::ClusterArgs {
         nats: urls.clone(),
         cluster_name: "test".into(),
+        cluster_key: Some(common::CLUSTER_KEY.into()),
         ..Default::default()
     };
     op.cluster_heartbeat = Duration::from_millis(500);
-    let table = tandem::cluster::nats::status(&op, Duration::from_millis(1200))
+    let table = tandem_server::cluster::nats::status(&op, Duration::from_millis(1200))
         .await
         .unwrap();
     assert!(
@@ -464,7 +562,7 @@ async fn a_drained_node_hands_back_tickets_and_sends_its_users_elsewhere() {
     });
     let node = NodeId(ids[0].clone());
     let op_task = tokio::spawn(async move {
-        tandem::cluster::nats::drain(&op, &node, Duration::from_secs(20), |_| {}).await
+        tandem_server::cluster::nats::drain(&op, &node, Duration::from_secs(20), |_| {}).await
     });
 
     // Its user is told to reconnect (1012) ...
@@ -478,8 +576,8 @@ async fn a_drained_node_hands_back_tickets_and_sends_its_users_elsewhere() {
     )));
     assert_eq!(code.map(u16::from), Some(1012));
     // ... the ticket it held comes home, where a newcomer meets it.
-    wait_until("the ticket came home", STEP, || {
-        stays_cluster.in_flight().0 == 0
+    view_until(&stays, "the ticket came home", STEP, |view| {
+        view.spilled == 0
     })
     .await;
     let mut newcomer = Client::connect(stays.addr).await;
@@ -503,18 +601,22 @@ async fn a_node_killed_under_load_breaks_no_invariant_for_anyone() {
     let urls = vec![nats.url()];
     let mut doomed = ChildNode::start(&urls[0], "load-doomed").await;
     let survivor = start_node(&urls, "load-survivor");
-    let cluster = survivor.node.cluster.clone().unwrap();
-    wait_until(
+    view_until(
+        &survivor,
         "the survivor hears the doomed node",
         Duration::from_secs(10),
-        || cluster.members().len() == 1,
+        |view| view.members.len() == 1,
     )
     .await;
     // Half the users on each node; pairings within and across nodes; the doomed node dies
-    // mid-run. Its users lose their connections; nobody may see a broken promise.
+    // mid-run, once the survivor's users have seen 40 chats. Its users lose their
+    // connections; nobody may see a broken promise.
     let args = load_on_two_nodes(survivor.addr, doomed.addr);
     let load = tokio::spawn(async move { common::run_loadtest(&args).await });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    until("the load's users chat", Duration::from_secs(5), || {
+        chats_seen(&survivor) >= 40
+    })
+    .await;
     doomed.kill();
     let report = load.await.unwrap().expect("the load test ran");
     // One thing the generator cannot tell from a broken promise: a chat whose other side
@@ -545,7 +647,7 @@ async fn a_node_killed_under_load_breaks_no_invariant_for_anyone() {
 }
 
 /// 40 fast simulated users (half on each node) for 6 s, checking every invariant.
-fn load_on_two_nodes(a: SocketAddr, b: SocketAddr) -> tandem::loadtest::LoadtestArgs {
+fn load_on_two_nodes(a: SocketAddr, b: SocketAddr) -> tandem_loadtest::LoadtestArgs {
     let (a, b) = (format!("ws://{a}/ws"), format!("ws://{b}/ws"));
     common::loadtest_args([
         "loadtest",
@@ -586,7 +688,12 @@ async fn a_nats_server_restart_under_load_loses_no_pairing_invariant() {
     formed(&[&a, &b]).await;
     let args = load_on_two_nodes(a.addr, b.addr);
     let load = tokio::spawn(async move { common::run_loadtest(&args).await });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    until(
+        "the load's users chat on both nodes",
+        Duration::from_secs(5),
+        || chats_seen(&a) >= 20 && chats_seen(&b) >= 20,
+    )
+    .await;
     nats.restart();
     let report = load.await.unwrap().expect("the load test ran");
     assert_eq!(report.violations, 0, "{report}");
@@ -612,7 +719,15 @@ async fn chats_across_nodes_end_after_an_outage_longer_than_the_node_timeout() {
     // NATS is gone for longer than the node timeout (2 s): each node has to assume the
     // other declared it dead and ended its side of their chats.
     nats.kill();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for node in [&a, &b] {
+        view_until(
+            node,
+            "cut off past the node timeout",
+            Duration::from_secs(5),
+            |view| view.isolated,
+        )
+        .await;
+    }
     nats.restart();
     for user in [&mut x, &mut y] {
         match user.recv().await {

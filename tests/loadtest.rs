@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{generous_server, loadtest_args, run_loadtest};
-use tandem::loadtest::{LoadtestArgs, Report};
+use tandem_loadtest::{LoadtestArgs, Report};
 
 fn scratch_file(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tandem-loadtest-{}-{name}", std::process::id()))
@@ -106,8 +106,8 @@ async fn bincode_users_are_measured_alike() {
         seed: Some(1),
         ..LoadtestArgs::default()
     };
-    args.codec = tandem::loadtest::CodecArg::Bincode;
-    args.dwell = tandem::loadtest::DwellRange {
+    args.codec = tandem_loadtest::CodecArg::Bincode;
+    args.dwell = tandem_loadtest::DwellRange {
         min: Duration::from_millis(50),
         max: Duration::from_millis(150),
     };

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{generous_server, loadtest_args, run_loadtest};
-use tandem::loadtest::{LoadtestArgs, LoadtestError, ScenarioError};
+use tandem_loadtest::{LoadtestArgs, LoadtestError, ScenarioError};
 
 fn parse(flags: &[&str]) -> LoadtestArgs {
     loadtest_args(std::iter::once("loadtest").chain(flags.iter().copied()))

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tandem::ids::{ChatId, SessionId};
-use tandem::protocol::{ClientMsg, Codec, Limits, Matched, PartnerInfo, ServerMsg, Welcome};
+use tandem_ids::{ChatId, SessionId};
+use tandem_proto::{ClientMsg, Codec, Limits, Matched, PartnerInfo, ServerMsg, Welcome};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -61,7 +61,7 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
     world.lock().unwrap().outboxes.insert(id, tx.clone());
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
-            let tandem::protocol::Frame::Text(text) = Codec::Json.encode(&msg) else {
+            let tandem_proto::Frame::Text(text) = Codec::Json.encode(&msg) else {
                 unreachable!()
             };
             if sink.send(Message::text(text)).await.is_err() {
@@ -93,13 +93,13 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
             ClientMsg::Join(_) | ClientMsg::Next => {
                 if let Some((partner, chat)) = w.partner.remove(&id) {
                     w.partner.remove(&partner);
-                    let reason = tandem::protocol::EndReason::PartnerSkipped;
+                    let reason = tandem_proto::EndReason::PartnerSkipped;
                     if let Some(out) = w.outboxes.get(&partner) {
                         let _ = out.send(ServerMsg::Ended { chat, reason });
                     }
                     let _ = tx.send(ServerMsg::Ended {
                         chat,
-                        reason: tandem::protocol::EndReason::Skipped,
+                        reason: tandem_proto::EndReason::Skipped,
                     });
                 }
                 let _ = tx.send(ServerMsg::Waiting);

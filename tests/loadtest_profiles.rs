@@ -8,11 +8,11 @@ mod common;
 use std::time::Duration;
 
 use common::{generous_args, loadtest_args, run_loadtest, start_server_with};
-use tandem::loadtest::LoadtestArgs;
+use tandem_loadtest::LoadtestArgs;
 
 /// A node that takes each user's country from `X-Country`, with rate limits that do not get
 /// in the way of fast simulated users.
-fn generous_server_trusting_x_country() -> tandem::RunningServer {
+fn generous_server_trusting_x_country() -> tandem_server::RunningServer {
     let mut args = generous_args();
     args.country_header = Some("X-Country".into());
     start_server_with(args)

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{generous_args, generous_server, start_server_with};
-use tandem::loadtest::{run, LoadtestArgs};
+use tandem_loadtest::{run, LoadtestArgs};
 
 /// Longest a whole binary run may take before the test fails instead of hanging.
 const RUN_BOUND: Duration = Duration::from_secs(60);
@@ -110,7 +110,14 @@ async fn two_workers_report_one_run_whose_counters_are_the_sum_of_theirs() {
     assert!(rss["final"].as_u64().unwrap() > 0, "{report:#}");
     assert!(rss["peak"].as_u64() >= rss["final"].as_u64(), "{report:#}");
     assert!(report["server_rss_per_user_kib"].is_number(), "{report:#}");
+    // The server runs in this process, which did work during the run.
+    assert!(rss["cpu_ms"].as_u64().unwrap() > 0, "{report:#}");
+    assert!(
+        report["server_cpu_per_skip_us"].as_f64().unwrap() > 0.0,
+        "{report:#}"
+    );
     assert!(stdout.contains("server pid"), "{stdout}");
+    assert!(stdout.contains("server cpu per skip"), "{stdout}");
     assert!(stderr.contains("workers 2"), "no progress line: {stderr}");
     server.shutdown().await.unwrap();
 }
@@ -200,7 +207,7 @@ async fn users_bound_to_two_source_addresses_all_connect() {
         clients: 20,
         duration: Duration::from_secs(2),
         ramp: Duration::from_millis(200),
-        source_ips: Some(tandem::loadtest::parse_source_ips("127.0.0.2-127.0.0.3").unwrap()),
+        source_ips: Some(tandem_loadtest::parse_source_ips("127.0.0.2-127.0.0.3").unwrap()),
         server_pids: vec![std::process::id()],
         quiet: true,
         seed: Some(3),
@@ -222,6 +229,10 @@ async fn users_bound_to_two_source_addresses_all_connect() {
         "{report}"
     );
     assert!(report.server_rss_per_user_kib.is_some(), "{report}");
+    assert!(
+        rss.cpu_ms > 0 && report.server_cpu_per_skip_us.is_some(),
+        "{report}"
+    );
     server.shutdown().await.unwrap();
 }
 

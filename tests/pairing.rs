@@ -3,7 +3,14 @@
 mod common;
 
 use common::{join, pair, start_server, start_server_with, test_args, Client};
-use tandem::protocol::{ClientMsg, Codec, EndReason, ErrorCode, Join, ServerMsg, SignalData};
+use tandem_proto::{ClientMsg, Codec, EndReason, ErrorCode, Join, ServerMsg, SignalData};
+use tokio_tungstenite::tungstenite::Message;
+
+/// An issued client id: 32 hex digits, a dot, a 22-character signature.
+fn issued(id: &str) -> bool {
+    let (random, signature) = id.split_once('.').unwrap_or_default();
+    random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()) && signature.len() == 22
+}
 
 #[actix_rt::test]
 async fn welcome_comes_first_with_a_session_and_a_client_id() {
@@ -12,25 +19,80 @@ async fn welcome_comes_first_with_a_session_and_a_client_id() {
     let b = Client::connect(server.addr).await;
     assert_eq!(a.welcome.proto, 1);
     assert_ne!(a.welcome.session, b.welcome.session);
-    assert_eq!(a.welcome.client_id.len(), 32);
+    assert!(issued(&a.welcome.client_id), "{}", a.welcome.client_id);
+    assert_ne!(a.welcome.client_id, b.welcome.client_id);
     assert_eq!(a.welcome.limits.max_text_chars, 2000);
     server.shutdown().await.unwrap();
 }
 
-#[actix_rt::test]
-async fn a_client_id_sent_back_is_kept() {
-    let server = start_server();
-    let url = format!("ws://{}/ws?client_id=keep-me_42", server.addr);
-    let (mut ws, response) = tokio_tungstenite::connect_async(url).await.unwrap();
+/// Connects to `/ws` with this query and these headers: the `welcome`'s client id and the
+/// `Set-Cookie` answered, if any.
+async fn connect_as(
+    addr: std::net::SocketAddr,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> (String, Option<String>) {
     use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws{query}")
+        .into_client_request()
+        .unwrap();
+    for (name, value) in headers {
+        let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().unwrap();
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
     let first = ws.next().await.unwrap().unwrap();
     let ServerMsg::Welcome(welcome) = Codec::Json.decode_text(first.to_text().unwrap()).unwrap()
     else {
         panic!("welcome first")
     };
-    assert_eq!(welcome.client_id, "keep-me_42");
-    let cookie = response.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.starts_with("tandem_id=keep-me_42;"), "{cookie}");
+    let cookie = response.headers().get("set-cookie");
+    (
+        welcome.client_id,
+        cookie.map(|c| c.to_str().unwrap().to_owned()),
+    )
+}
+
+#[actix_rt::test]
+async fn an_issued_client_id_is_kept_and_a_forged_one_replaced() {
+    let server = start_server();
+    let (id, cookie) = connect_as(server.addr, "", &[]).await;
+    assert!(issued(&id));
+    let cookie = cookie.expect("a new client gets the cookie");
+    assert!(cookie.starts_with(&format!("tandem_id={id};")), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+
+    // Sent back, by the query or by the cookie, it is kept.
+    let (again, cookie) = connect_as(server.addr, &format!("?client_id={id}"), &[]).await;
+    assert_eq!(again, id);
+    assert!(cookie.unwrap().starts_with(&format!("tandem_id={id};")));
+    let by_cookie = format!("tandem_id={id}");
+    let (again, cookie) = connect_as(server.addr, "", &[("cookie", &by_cookie)]).await;
+    assert_eq!(
+        (again.as_str(), cookie),
+        (id.as_str(), None),
+        "not set again"
+    );
+
+    // Made up, or altered by one character: a fresh id, in welcome and in the cookie.
+    let mut altered = id.clone();
+    altered.replace_range(0..1, if id.starts_with('a') { "b" } else { "a" });
+    for forged in ["keep-me_42".to_owned(), altered] {
+        let (fresh, cookie) = connect_as(server.addr, &format!("?client_id={forged}"), &[]).await;
+        assert!(
+            issued(&fresh) && fresh != forged && fresh != id,
+            "{forged} -> {fresh}"
+        );
+        assert!(cookie.unwrap().starts_with(&format!("tandem_id={fresh};")));
+    }
+    // Behind a TLS-terminating proxy the cookie is Secure.
+    let (_, cookie) = connect_as(server.addr, "", &[("x-forwarded-proto", "https")]).await;
+    assert!(cookie.unwrap().contains("; Secure"));
     server.shutdown().await.unwrap();
 }
 
@@ -81,7 +143,7 @@ async fn text_and_video_users_never_meet() {
 
 #[actix_rt::test]
 async fn messages_typing_and_signals_reach_the_partner_in_order() {
-    let server = start_server_with(tandem::config::ServeArgs {
+    let server = start_server_with(tandem_server::config::ServeArgs {
         msgs_per_sec: 1000,
         frames_per_sec: 1000,
         ..test_args()
@@ -91,7 +153,8 @@ async fn messages_typing_and_signals_reach_the_partner_in_order() {
     for n in 0..200 {
         a.say(chat, &format!("line {n}")).await;
     }
-    let offer = SignalData(serde_json::json!({"type": "offer", "sdp": "v=0\r\n"}));
+    let offer =
+        SignalData::from_value(&serde_json::json!({"type": "offer", "sdp": "v=0\r\n"})).unwrap();
     a.send(&ClientMsg::Signal {
         chat,
         data: offer.clone(),
@@ -109,6 +172,71 @@ async fn messages_typing_and_signals_reach_the_partner_in_order() {
     }
     assert_eq!(b.recv().await, ServerMsg::Signal { chat, data: offer });
     assert!(a.drain().await.is_empty(), "nothing echoes to the sender");
+    server.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn a_signal_reaches_the_partner_byte_for_byte_and_oversized_or_deep_ones_are_refused() {
+    let server = start_server();
+    let (mut a, mut b, chat) = pair(server.addr).await;
+    let mut bincode = Client::connect_with(server.addr, Codec::Bincode).await;
+    let chat_json = serde_json::to_string(&chat).unwrap();
+    let signal = |data: &str| {
+        Message::text(format!(
+            r#"{{"type":"signal","chat":{chat_json},"data":{data}}}"#
+        ))
+    };
+    // Spacing, key order and nesting as the sender wrote them: relayed, not re-serialised.
+    let data = r#"{ "type":"offer",  "sdp" : "v=0\r\n", "z": [[[[{"a": [1, 2 ]}]]]], "b": 1 }"#;
+    a.send_raw(signal(data)).await;
+    let ServerMsg::Signal {
+        chat: got,
+        data: relayed,
+    } = b.recv().await
+    else {
+        panic!("a signal");
+    };
+    assert_eq!((got, relayed.get()), (chat, data));
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    a.send_raw(signal(&nested(tandem_proto::MAX_SIGNAL_DEPTH + 1)))
+        .await;
+    let message = a.expect_error(ErrorCode::InvalidValue).await;
+    assert!(message.contains("nested"), "{message}");
+    let big = format!("\"{}\"", "a".repeat(tandem_proto::MAX_SIGNAL_BYTES));
+    a.send_raw(signal(&big)).await;
+    let message = a.expect_error(ErrorCode::InvalidValue).await;
+    assert!(message.contains("bytes"), "{message}");
+    a.send_raw(signal(&nested(tandem_proto::MAX_SIGNAL_DEPTH)))
+        .await;
+    let ServerMsg::Signal { data: relayed, .. } = b.recv().await else {
+        panic!("a signal");
+    };
+    assert_eq!(relayed.get(), nested(tandem_proto::MAX_SIGNAL_DEPTH));
+    assert!(
+        b.drain().await.is_empty(),
+        "nothing refused reached the partner"
+    );
+    // A bincode client's signal is checked the same way.
+    bincode.join().await;
+    let mut c = Client::connect(server.addr).await;
+    c.join().await;
+    let chat = bincode.matched().await.chat;
+    assert_eq!(c.matched().await.chat, chat);
+    let frame = |data: String| {
+        let frame = bincode::encode_to_vec((5u32, chat, data), bincode::config::standard());
+        Message::binary(frame.unwrap())
+    };
+    bincode
+        .send_raw(frame(nested(tandem_proto::MAX_SIGNAL_DEPTH + 1)))
+        .await;
+    let message = bincode.expect_error(ErrorCode::BadFrame).await;
+    assert!(message.contains("nested"), "{message}");
+    bincode.send_raw(frame("[ 1 ]".to_owned())).await;
+    let ServerMsg::Signal { data: relayed, .. } = c.recv().await else {
+        panic!("a signal");
+    };
+    assert_eq!(relayed.get(), "[ 1 ]");
+    assert!(c.drain().await.is_empty());
     server.shutdown().await.unwrap();
 }
 
@@ -240,7 +368,7 @@ async fn a_line_for_a_finished_chat_is_dropped_as_stale() {
 async fn chat_messages_outside_a_chat_are_refused() {
     let server = start_server();
     let mut a = Client::connect(server.addr).await;
-    let chat = tandem::ids::ChatId(7);
+    let chat = tandem_ids::ChatId(7);
     a.say(chat, "anyone?").await;
     a.expect_error(ErrorCode::NotInChat).await;
     a.send(&ClientMsg::Typing { chat, on: true }).await;

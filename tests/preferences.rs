@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use common::{join_with, start_server, start_server_with, test_args, Client};
 use serde_json::json;
-use tandem::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use tandem_proto::{ClientMsg, ErrorCode, ServerMsg};
 use tokio_tungstenite::tungstenite::Message;
 
 fn tags(list: &[&str]) -> Vec<String> {
@@ -101,7 +101,7 @@ async fn interests_only_never_falls_back() {
 
 #[actix_rt::test]
 async fn the_country_comes_from_the_trusted_header_and_filters_are_mutual() {
-    let server = start_server_with(tandem::config::ServeArgs {
+    let server = start_server_with(tandem_server::config::ServeArgs {
         country_header: Some("X-Country".into()),
         ..test_args()
     });
@@ -168,8 +168,9 @@ async fn invalid_preferences_get_typed_errors() {
 }
 
 mod premium {
+    use tandem_server::entitlement::{unix_now, Claims, EntitlementKey, Feature};
+
     use super::*;
-    use tandem::entitlement::{unix_now, Claims, EntitlementKey, Feature};
 
     const SECRET: &str = "test-entitlement-secret";
 
@@ -181,8 +182,8 @@ mod premium {
         })
     }
 
-    fn premium_server() -> tandem::RunningServer {
-        start_server_with(tandem::config::ServeArgs {
+    fn premium_server() -> tandem_server::RunningServer {
+        start_server_with(tandem_server::config::ServeArgs {
             entitlement_secret: Some(SECRET.into()),
             ..test_args()
         })
@@ -302,13 +303,15 @@ mod premium {
 }
 
 mod geoip {
-    use super::*;
     use common::connect_from;
 
-    fn geoip_args() -> tandem::config::ServeArgs {
-        tandem::config::ServeArgs {
+    use super::*;
+
+    fn geoip_args() -> tandem_server::config::ServeArgs {
+        tandem_server::config::ServeArgs {
             geoip: Some(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/geoip-test.mmdb"),
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("crates/tandem-server/tests/data/geoip-test.mmdb"),
             ),
             ..test_args()
         }
@@ -316,7 +319,7 @@ mod geoip {
 
     #[actix_rt::test]
     async fn the_country_comes_from_the_geoip_database_by_peer_address() {
-        // The test database maps 127.0.0.1 to DE and 127.0.0.2 to FR (tests/data/make_geoip.py).
+        // The test database maps 127.0.0.1 to DE and 127.0.0.2 to FR (crates/tandem-server/tests/data/make_geoip.py).
         let server = start_server_with(geoip_args());
         let mut german = connect_from(server.addr, "127.0.0.1".parse().unwrap()).await;
         let mut french = connect_from(server.addr, "127.0.0.2".parse().unwrap()).await;
@@ -335,7 +338,7 @@ mod geoip {
 
     #[actix_rt::test]
     async fn a_trusted_header_wins_over_the_database() {
-        let server = start_server_with(tandem::config::ServeArgs {
+        let server = start_server_with(tandem_server::config::ServeArgs {
             country_header: Some("X-Country".into()),
             ..geoip_args()
         });
@@ -355,12 +358,12 @@ mod geoip {
     #[actix_rt::test]
     async fn a_weak_entitlement_secret_stops_the_node_from_starting() {
         for secret in ["", "short"] {
-            let args = tandem::config::ServeArgs {
+            let args = tandem_server::config::ServeArgs {
                 entitlement_secret: Some(secret.into()),
                 ..test_args()
             };
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let err = tandem::RunningServer::start(&args, listener)
+            let err = tandem_server::RunningServer::start(&args, listener)
                 .err()
                 .expect("refused");
             assert!(err.to_string().contains("entitlement-secret"), "{err}");
@@ -369,12 +372,12 @@ mod geoip {
 
     #[actix_rt::test]
     async fn a_missing_database_stops_the_node_from_starting() {
-        let args = tandem::config::ServeArgs {
+        let args = tandem_server::config::ServeArgs {
             geoip: Some("/nonexistent/geoip.mmdb".into()),
             ..test_args()
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let err = tandem::RunningServer::start(&args, listener)
+        let err = tandem_server::RunningServer::start(&args, listener)
             .err()
             .expect("refused");
         assert!(err.to_string().contains("GeoIP"), "{err}");

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{generous_server, join_with as join, Client};
-use tandem::ids::ChatId;
-use tandem::protocol::{ClientMsg, EndReason, ErrorCode, Matched, ServerMsg, SpyRole};
+use tandem_ids::ChatId;
+use tandem_proto::{ClientMsg, EndReason, ErrorCode, Matched, ServerMsg, SpyRole};
 
 async fn spy_joins(client: &mut Client, question: &str) {
     client

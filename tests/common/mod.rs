@@ -3,33 +3,48 @@
 //! instead of hanging it.
 #![allow(dead_code)]
 
+pub mod cdp;
 pub mod nats;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tandem::config::ServeArgs;
-use tandem::ids::ChatId;
-use tandem::protocol::{ClientMsg, Codec, Frame, Join, Matched, ServerMsg, Welcome};
-use tandem::RunningServer;
+use tandem_ids::ChatId;
+use tandem_proto::{ClientMsg, Codec, Frame, Join, Matched, ServerMsg, Welcome};
+use tandem_server::config::ServeArgs;
+use tandem_server::RunningServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// The cluster key every test cluster seals its envelopes with (`--cluster-key`).
+pub const CLUSTER_KEY: &str = "dGFuZGVtIHRlc3QgY2x1c3RlciBrZXkgMzIgYnl0ZXM=";
+
 /// How long any single network step may take before the test fails.
 pub const STEP: Duration = Duration::from_secs(5);
 
-/// Args for a test server: ephemeral port, two workers and two shards.
+/// Args for a test server: ephemeral port, two workers and two shards, a data directory of
+/// its own.
 pub fn test_args() -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         shards: Some(2),
         workers: Some(2),
+        data_dir: data_dir(),
         ..ServeArgs::default()
     }
+}
+
+/// A fresh data directory under cargo's scratch directory for tests (inside `target/`).
+pub fn data_dir() -> std::path::PathBuf {
+    tempfile::Builder::new()
+        .prefix("data-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep()
 }
 
 /// Starts a node in this process; call inside an actix System (`#[actix_rt::test]`).
@@ -63,21 +78,21 @@ pub fn generous_args() -> ServeArgs {
 /// name).
 pub fn loadtest_args<'a>(
     flags: impl IntoIterator<Item = &'a str>,
-) -> tandem::loadtest::LoadtestArgs {
+) -> tandem_loadtest::LoadtestArgs {
     #[derive(clap::Parser)]
     struct Cli {
         #[command(flatten)]
-        args: tandem::loadtest::LoadtestArgs,
+        args: tandem_loadtest::LoadtestArgs,
     }
     <Cli as clap::Parser>::parse_from(flags).args
 }
 
 /// Runs the load generator with a bound on the whole run, so a hang fails the test.
 pub async fn run_loadtest(
-    args: &tandem::loadtest::LoadtestArgs,
-) -> Result<tandem::loadtest::Report, tandem::loadtest::LoadtestError> {
+    args: &tandem_loadtest::LoadtestArgs,
+) -> Result<tandem_loadtest::Report, tandem_loadtest::LoadtestError> {
     let bound = args.duration + 4 * args.step_timeout + Duration::from_secs(5);
-    tokio::time::timeout(bound, tandem::loadtest::run(args))
+    tokio::time::timeout(bound, tandem_loadtest::run(args))
         .await
         .expect("the load test did not finish in time")
 }
@@ -121,16 +136,11 @@ impl Client {
     }
 
     async fn connect_full(addr: SocketAddr, codec: Codec, headers: &[(&str, &str)]) -> Client {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = match codec {
             Codec::Json => format!("ws://{addr}/ws"),
             Codec::Bincode => format!("ws://{addr}/ws?codec=bincode"),
         };
-        let mut request = url.into_client_request().unwrap();
-        for (name, value) in headers {
-            let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().unwrap();
-            request.headers_mut().insert(name, value.parse().unwrap());
-        }
+        let request = ws_request(&url, headers);
         let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
             .await
             .expect("connect timed out")
@@ -228,9 +238,11 @@ impl Client {
     }
 
     /// Expects an `error` with this code next.
-    pub async fn expect_error(&mut self, code: tandem::protocol::ErrorCode) -> String {
+    pub async fn expect_error(&mut self, code: tandem_proto::ErrorCode) -> String {
         match self.recv().await {
-            ServerMsg::Error { code: got, message } if got == code => message,
+            ServerMsg::Error {
+                code: got, message, ..
+            } if got == code => message,
             other => panic!("expected error {code:?}, got {other:?}"),
         }
     }
@@ -272,15 +284,34 @@ pub async fn http_get_with(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String, String) {
+    http_request(addr, "GET", path, headers, None).await
+}
+
+/// Any HTTP request over a real socket, with a JSON body if given: (status, head
+/// lower-cased, body).
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    json: Option<&str>,
+) -> (u16, String, String) {
     let mut stream = tokio::time::timeout(STEP, TcpStream::connect(addr))
         .await
         .unwrap()
         .unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(json) = json {
+        request.push_str("content-type: application/json\r\n");
+        request.push_str(&format!("content-length: {}\r\n", json.len()));
+    } else if method != "GET" {
+        request.push_str("content-length: 0\r\n");
+    }
     request.push_str("\r\n");
+    request.push_str(json.unwrap_or_default());
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     tokio::time::timeout(STEP, stream.read_to_end(&mut response))
@@ -299,10 +330,10 @@ pub async fn http_get_with(
 
 fn placeholder_welcome() -> Welcome {
     Welcome {
-        session: tandem::ids::SessionId(0),
+        session: tandem_ids::SessionId(0),
         client_id: String::new(),
         ice_servers: Vec::new(),
-        limits: tandem::protocol::Limits {
+        limits: tandem_proto::Limits {
             max_frame_bytes: 0,
             max_text_chars: 0,
             joins_per_sec: 0,
@@ -311,6 +342,64 @@ fn placeholder_welcome() -> Welcome {
         },
         proto: 0,
         node: String::new(),
+    }
+}
+
+/// What a handshake led to: a session (`welcome` read), or a refusal (the frames before the
+/// close, and its code).
+pub enum Opened {
+    Welcome(Box<Client>),
+    Refused(Vec<ServerMsg>, Option<CloseCode>),
+}
+
+impl Opened {
+    /// The client, or a panic naming the refusal.
+    pub fn client(self) -> Client {
+        match self {
+            Self::Welcome(client) => *client,
+            Self::Refused(msgs, close) => panic!("refused: {msgs:?} {close:?}"),
+        }
+    }
+
+    /// The refusal, or a panic.
+    pub fn refusal(self) -> (Vec<ServerMsg>, Option<CloseCode>) {
+        match self {
+            Self::Welcome(client) => panic!("welcomed as {}", client.welcome.client_id),
+            Self::Refused(msgs, close) => (msgs, close),
+        }
+    }
+}
+
+/// Opens `/ws` with this query (`?client_id=...&device=...`, or empty) and these request
+/// headers, and reads what comes first.
+pub async fn open(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) -> Opened {
+    let request = ws_request(&format!("ws://{addr}/ws{query}"), headers);
+    let (ws, _) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed");
+    let mut client = Client {
+        ws,
+        codec: Codec::Json,
+        welcome: placeholder_welcome(),
+    };
+    let first = tokio::time::timeout(STEP, client.ws.next())
+        .await
+        .expect("nothing within the step timeout");
+    match first {
+        Some(Ok(Message::Text(text))) => match client.codec.decode_text(text.as_str()).unwrap() {
+            ServerMsg::Welcome(welcome) => {
+                client.welcome = welcome;
+                Opened::Welcome(Box::new(client))
+            }
+            other => {
+                let (mut rest, close) = client.recv_until_close().await;
+                rest.insert(0, other);
+                Opened::Refused(rest, close)
+            }
+        },
+        Some(Ok(Message::Close(close))) => Opened::Refused(Vec::new(), close.map(|c| c.code)),
+        other => panic!("unexpected first frame: {other:?}"),
     }
 }
 
@@ -339,4 +428,60 @@ pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Client 
         other => panic!("expected welcome first, got {other:?}"),
     }
     client
+}
+
+/// Opens `/ws` with these headers: the open socket, or the refusal's HTTP status and body.
+pub async fn try_handshake(
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, (u16, String)> {
+    let request = ws_request(&format!("ws://{addr}/ws"), headers);
+    let outcome = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("handshake timed out");
+    match outcome {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            Err((response.status().as_u16(), body))
+        }
+        Err(other) => panic!("handshake failed: {other}"),
+    }
+}
+
+/// Sends `report` for `chat` and returns the report's id from `reported` (lines, the end of
+/// the chat and a new wait may come first).
+pub async fn report(client: &mut Client, chat: ChatId, reason: &str, note: Option<&str>) -> String {
+    client
+        .send(&ClientMsg::Report {
+            chat,
+            reason: reason.into(),
+            note: note.map(Into::into),
+        })
+        .await;
+    loop {
+        match client.recv().await {
+            ServerMsg::Reported { report } => return report,
+            ServerMsg::Msg { .. }
+            | ServerMsg::Typing { .. }
+            | ServerMsg::Ended { .. }
+            | ServerMsg::Waiting => {}
+            other => panic!("expected reported, got {other:?}"),
+        }
+    }
+}
+
+/// A WebSocket handshake request for `url` with these extra headers.
+fn ws_request(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        let name: tokio_tungstenite::tungstenite::http::HeaderName = name.parse().unwrap();
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    request
 }

@@ -1,0 +1,886 @@
+// The chat page: the landing form, then text or video chats with strangers, spoken over the
+// client protocol (docs/protocol.md) through one WebSocket. This file is the page's state
+// machine; the form, the conversation, the connection and the call live in their modules.
+//
+// Moderation, as the user sees it: Report (the current stranger: report and skip), "Report
+// the previous stranger" for a minute after a chat ends (the node keeps a chat's last lines
+// that long), a notice that stays until dismissed ("Thanks. You won't be matched with this
+// person again."), and a banned screen that ends the page's connection for good.
+//
+// Privacy (privacy.js): "Save this chat" during a chat and for five minutes after it, and the
+// "Your data" panel on the landing view.
+
+import { Call } from './call.js';
+import { Connection } from './connection.js';
+import { Landing, cameraErrorText, openCamera } from './landing.js';
+import { ChatLog } from './log.js';
+import { countryName } from './places.js';
+import { SaveChat, YourData } from './privacy.js';
+
+/** Our typing indicator turns off after this long without a keystroke. */
+const TYPING_IDLE_MS = 4000;
+/** A first Esc arms the skip for this long; a second one within it skips. */
+const ESC_WINDOW_MS = 3000;
+const STATS_EVERY_MS = 20000;
+/** The chat that ended last can be reported this long after it ended (the node's limit). */
+const PREVIOUS_REPORT_MS = 60_000;
+/** A report not answered in this long is taken as lost. */
+const REPORT_ANSWER_MS = 20_000;
+const REPORTED_TEXT = "Thanks. You won't be matched with this person again.";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  landing: $('landing'),
+  chat: $('chat'),
+  stage: $('stage'),
+  remoteVideo: $('remote-video'),
+  remoteNote: $('remote-note'),
+  localVideo: $('local-video'),
+  toggleMic: $('toggle-mic'),
+  toggleCamera: $('toggle-camera'),
+  status: $('chat-status'),
+  composer: $('composer'),
+  message: $('message'),
+  send: $('send'),
+  next: $('next'),
+  nextLabel: $('next-label'),
+  hint: $('shortcut-hint'),
+  unmute: $('unmute'),
+  report: $('report'),
+  stop: $('stop'),
+  reportDialog: $('report-dialog'),
+  reportForm: $('report-form'),
+  reportTitle: $('report-title'),
+  reportIntro: $('report-intro'),
+  reportNote: $('report-note'),
+  reportConfirm: $('report-confirm'),
+  reportBar: $('report-bar'),
+  reportStatus: $('report-status'),
+  reportStatusClose: $('report-status-close'),
+  reportPrevious: $('report-previous'),
+  banned: $('banned'),
+  bannedTitle: $('banned-title'),
+  bannedReason: $('banned-reason'),
+  bannedUntil: $('banned-until'),
+  bannedRef: $('banned-ref'),
+  banner: $('banner'),
+  bannerText: $('banner-text'),
+  retry: $('retry'),
+  online: $('online'),
+  onlineCount: $('online-count'),
+};
+
+/**
+ * Everything the page knows. `phase`:
+ *   landing     the form; not connected
+ *   connecting  chat view, waiting for the node's welcome before joining
+ *   waiting     joined; looking for a stranger
+ *   chatting    matched with `chat`
+ *   ended       the chat is over; Next starts a new one
+ *   offline     the connection dropped; `resume` says whether to look again once back
+ *   banned      the node refused this user; the page shows why and stays disconnected
+ *
+ * Reporting: `previous` is the chat that ended last while it may still be reported
+ * ({chat, timer}); `reportTarget` what the open dialog reports ({chat, current});
+ * `pendingReport` a report sent and not answered yet ({chat, timer}); `lastReported` the
+ * chat reported last, never offered again.
+ */
+const state = {
+  phase: 'landing',
+  prefs: null,
+  chat: null,
+  partner: null,
+  call: null,
+  localStream: null,
+  resume: false,
+  escArmed: false,
+  escTimer: 0,
+  typingSent: false,
+  typingTimer: 0,
+  bannerTimer: 0,
+  previous: null,
+  reportTarget: null,
+  pendingReport: null,
+  lastReported: null,
+};
+
+const connection = new Connection();
+const landing = new Landing($('start-form'));
+const log = new ChatLog($('log'), $('typing'));
+const saveChat = new SaveChat({
+  send: (message) => connection.send(message),
+  onSettled: () => closeIfIdle(),
+  fallbackFocus: () => (ui.chat.hidden ? landing.start : ui.message),
+});
+new YourData({
+  // The saved chats are gone: the notice's link would lead nowhere.
+  onErased: (removed) => { if (removed.saved_logs) saveChat.forgetSaved(); },
+});
+
+// ---- landing ---------------------------------------------------------------------------
+
+async function onStart(event) {
+  event.preventDefault();
+  landing.showError('');
+  if (!landing.adult.checked) {
+    landing.showError('Please confirm that you are 18 or older.');
+    landing.adult.focus();
+    return;
+  }
+  const prefs = landing.read();
+  landing.save(prefs);
+  state.prefs = prefs;
+  if (prefs.mode === 'video') {
+    landing.busy('Starting camera…');
+    try {
+      state.localStream = await openCamera();
+    } catch (error) {
+      landing.showError(cameraErrorText(error));
+      return;
+    } finally {
+      landing.busy('');
+    }
+    ui.localVideo.srcObject = state.localStream;
+  }
+  enterChat();
+}
+
+// ---- chat view -------------------------------------------------------------------------
+
+function enterChat() {
+  ui.landing.hidden = true;
+  ui.chat.hidden = false;
+  ui.chat.classList.toggle('video-mode', state.prefs.mode === 'video');
+  ui.stage.hidden = state.prefs.mode !== 'video';
+  log.clear();
+  if (connection.ready) {
+    join();
+  } else {
+    setPhase('connecting');
+    connection.open();
+  }
+}
+
+function join() {
+  const { mode, lang, interests: tags, countries: codes } = state.prefs;
+  connection.send({ type: 'join', adult: true, mode, lang, interests: tags, countries: codes });
+  setPhase('waiting');
+}
+
+function stop() {
+  const ended = state.chat;
+  if (state.chat !== null || state.phase === 'waiting') connection.send({ type: 'leave' });
+  endChat();
+  // The stranger can still be reported for a minute: the connection (where the node keeps
+  // the chat's lines) stays open that long, idle, unless there is nothing to report. The
+  // chat can be saved as long as it stays open.
+  if (ended !== null) {
+    offerPrevious(ended);
+    saveChat.chatEnded(ended);
+  }
+  hideBanner();
+  for (const track of state.localStream?.getTracks() ?? []) track.stop();
+  state.localStream = null;
+  ui.localVideo.srcObject = null;
+  setPhase('landing');
+  closeIfIdle();
+  ui.chat.hidden = true;
+  ui.landing.hidden = false;
+  landing.start.focus();
+}
+
+/** On the landing view, closes the connection once no report (or save) needs it. */
+function closeIfIdle() {
+  if (state.phase === 'landing' && state.previous === null && state.pendingReport === null
+      && !saveChat.busy) {
+    connection.close();
+    // The node forgets the connection's chats with it.
+    saveChat.withdraw();
+  }
+}
+
+function next() {
+  disarmEsc();
+  if (state.phase === 'chatting') {
+    connection.send({ type: 'next' });
+  } else if (state.phase === 'ended') {
+    join();
+  }
+}
+
+/** Ends the local side of the current chat (the call, the indicators). */
+function endChat() {
+  state.call?.close();
+  state.call = null;
+  ui.remoteVideo.srcObject = null;
+  ui.unmute.hidden = true;
+  ui.stage.classList.remove('connected');
+  stopTyping(false);
+  log.setTyping(false);
+  state.chat = null;
+  state.partner = null;
+}
+
+function setPhase(phase) {
+  state.phase = phase;
+  document.body.dataset.phase = phase;
+  const chatting = phase === 'chatting';
+  ui.message.disabled = !chatting;
+  ui.send.disabled = !chatting;
+  ui.report.disabled = !chatting || state.pendingReport !== null;
+  ui.next.disabled = !(chatting || phase === 'ended');
+  ui.nextLabel.textContent = phase === 'ended' ? 'New' : 'Next';
+  ui.next.classList.toggle('armed', false);
+  ui.status.textContent = statusText(phase);
+  ui.remoteNote.textContent = remoteNoteText(phase);
+  ui.remoteNote.hidden = false;
+}
+
+function statusText(phase) {
+  switch (phase) {
+    case 'connecting': return 'Connecting…';
+    case 'waiting': return 'Looking for someone you can chat with…';
+    case 'chatting': {
+      const country = state.partner?.country;
+      return country && country !== 'ZZ'
+        ? `Connected to a stranger from ${countryName(country)}`
+        : 'Connected to a stranger';
+    }
+    case 'ended': return 'The chat has ended. Press New (or Esc) to meet someone else.';
+    case 'offline': return 'Offline.';
+    default: return '';
+  }
+}
+
+function remoteNoteText(phase) {
+  switch (phase) {
+    case 'chatting': return 'Connecting video…';
+    case 'ended': return 'Stranger has disconnected.';
+    case 'offline': return 'Connection lost.';
+    default: return 'Looking for someone…';
+  }
+}
+
+// ---- server messages -------------------------------------------------------------------
+
+function onWelcome() {
+  hideBanner();
+  refreshOnline();
+  if (state.phase === 'connecting') {
+    join();
+  } else if (state.phase === 'offline') {
+    if (state.resume) {
+      log.system('Reconnected. Looking for someone new…');
+      join();
+    } else {
+      setPhase('ended');
+    }
+  }
+}
+
+function onMessage(message) {
+  // Answers to a report may come after Stop, while the connection waits on the landing view.
+  if (message.type === 'reported') {
+    onReported();
+    return;
+  }
+  if (message.type === 'error' && isReportError(message)) {
+    onReportError(message);
+    return;
+  }
+  // So may the answer to "Save this chat".
+  if (saveChat.handle(message)) return;
+  if (state.phase === 'landing' || state.phase === 'banned') return;
+  switch (message.type) {
+    case 'waiting':
+      if (state.phase !== 'chatting') setPhase('waiting');
+      break;
+    case 'matched':
+      onMatched(message);
+      break;
+    case 'msg':
+      if (message.chat === state.chat && typeof message.text === 'string') {
+        log.setTyping(false);
+        log.line('stranger', message.text);
+        if (document.hidden) countUnread();
+      }
+      break;
+    case 'typing':
+      if (message.chat === state.chat) log.setTyping(message.on === true);
+      break;
+    case 'signal':
+      if (message.chat === state.chat) state.call?.handle(message.data);
+      break;
+    case 'ended':
+      if (message.chat === state.chat) onEnded(message.reason);
+      break;
+    case 'idle':
+      if (state.phase === 'waiting') setPhase('ended');
+      break;
+    case 'error':
+      onError(message);
+      break;
+    default:
+      break;
+  }
+}
+
+function onMatched(message) {
+  endChat();
+  state.chat = message.chat;
+  state.partner = message.partner ?? null;
+  log.clear();
+  setPhase('chatting');
+  saveChat.chatStarted(state.chat);
+  const common = Array.isArray(message.common_interests) ? message.common_interests : [];
+  let hello = "You're now chatting with a random stranger.";
+  if (common.length) hello += ` You both like ${listFormat(common)}.`;
+  log.system(hello);
+  if (!common.length && state.prefs.interests.length) {
+    log.system('Nobody with your interests was around, so this stranger is completely random.');
+  }
+  if (state.prefs.mode === 'video' && state.localStream) startCall(message.initiator === true);
+  if (matchMedia('(pointer: fine)').matches) ui.message.focus();
+}
+
+function onEnded(reason) {
+  const ended = state.chat;
+  endChat();
+  offerPrevious(ended);
+  saveChat.chatEnded(ended);
+  switch (reason) {
+    case 'skipped':
+      log.system('You skipped this stranger.');
+      setPhase('waiting');
+      break;
+    case 'left':
+      log.system('You have disconnected.');
+      setPhase('ended');
+      break;
+    default:
+      log.system('Stranger has disconnected.');
+      setPhase('ended');
+      break;
+  }
+}
+
+function onError(message) {
+  switch (message.code) {
+    case 'stale_chat':
+    case 'not_in_chat':
+      // A line raced with the end of its chat; the server dropped it, as promised.
+      break;
+    case 'rate_limited':
+      log.system("You're going too fast. Slow down a little.");
+      break;
+    case 'server_shutdown':
+      log.system('The server is restarting. Reconnecting you…');
+      break;
+    case 'invalid_value':
+    case 'adult_required':
+    case 'entitlement_required':
+      if (state.phase === 'waiting') {
+        // The join was refused: back to the form, with the server's reason.
+        stop();
+        landing.showError(message.message);
+        break;
+      }
+      log.system(message.message);
+      break;
+    default:
+      log.system(message.message || 'Something went wrong.');
+  }
+}
+
+function onConnectionDown(retryIn) {
+  // The node forgets a connection's chats with it: nothing from before can be reported (or
+  // saved) now.
+  withdrawPrevious();
+  saveChat.withdraw();
+  if (state.pendingReport !== null) {
+    clearTimeout(state.pendingReport.timer);
+    state.pendingReport = null;
+    showReportStatus('The connection dropped before your report was confirmed, so it may not have been sent.', true);
+  }
+  if (state.phase === 'landing') {
+    connection.close();
+    return;
+  }
+  const wasLooking = ['connecting', 'waiting', 'chatting'].includes(state.phase);
+  if (state.phase === 'chatting') log.system('Connection lost. The chat has ended.');
+  endChat();
+  state.resume = wasLooking || (state.phase === 'offline' && state.resume);
+  setPhase('offline');
+  showBanner(retryIn);
+}
+
+// ---- typing --------------------------------------------------------------------------
+
+function onInput() {
+  autosize();
+  if (state.phase !== 'chatting') return;
+  if (!ui.message.value.trim()) {
+    stopTyping(true);
+    return;
+  }
+  if (!state.typingSent) {
+    connection.send({ type: 'typing', chat: state.chat, on: true });
+    state.typingSent = true;
+  }
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(() => stopTyping(true), TYPING_IDLE_MS);
+}
+
+function stopTyping(tell) {
+  clearTimeout(state.typingTimer);
+  if (state.typingSent && tell && state.chat !== null) {
+    connection.send({ type: 'typing', chat: state.chat, on: false });
+  }
+  state.typingSent = false;
+}
+
+function onSend(event) {
+  event.preventDefault();
+  const text = ui.message.value.trim();
+  if (!text || state.phase !== 'chatting') return;
+  const max = connection.welcome?.limits?.max_text_chars ?? 2000;
+  if ([...text].length > max) {
+    log.system(`Messages can be at most ${max} characters.`);
+    return;
+  }
+  if (!connection.send({ type: 'msg', chat: state.chat, text })) return;
+  state.typingSent = false; // a message ends the partner's indicator by itself
+  clearTimeout(state.typingTimer);
+  log.line('me', text);
+  ui.message.value = '';
+  autosize();
+}
+
+function autosize() {
+  ui.message.style.height = 'auto';
+  ui.message.style.height = `${Math.min(ui.message.scrollHeight, 160)}px`;
+}
+
+// ---- keyboard ------------------------------------------------------------------------
+
+function onKeyDown(event) {
+  if (event.key !== 'Escape' || ui.chat.hidden || ui.reportDialog.open) return;
+  if (state.phase === 'chatting') {
+    event.preventDefault();
+    if (state.escArmed) {
+      next();
+    } else {
+      armEsc();
+    }
+  } else if (state.phase === 'ended') {
+    event.preventDefault();
+    next();
+  }
+}
+
+function armEsc() {
+  state.escArmed = true;
+  ui.next.classList.add('armed');
+  ui.nextLabel.textContent = 'Really?';
+  ui.hint.textContent = 'Press Esc again to skip this stranger.';
+  clearTimeout(state.escTimer);
+  state.escTimer = setTimeout(disarmEsc, ESC_WINDOW_MS);
+}
+
+function disarmEsc() {
+  clearTimeout(state.escTimer);
+  if (!state.escArmed) return;
+  state.escArmed = false;
+  ui.next.classList.remove('armed');
+  ui.nextLabel.textContent = state.phase === 'ended' ? 'New' : 'Next';
+  ui.hint.textContent = 'Enter sends · Esc twice skips';
+}
+
+function onMessageKeyDown(event) {
+  if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    ui.composer.requestSubmit();
+  }
+}
+
+// ---- video ---------------------------------------------------------------------------
+
+function startCall(initiator) {
+  const chat = state.chat;
+  const call = new Call({
+    iceServers: connection.welcome?.ice_servers ?? [],
+    localStream: state.localStream,
+    signal: (data) => {
+      if (state.chat === chat) connection.send({ type: 'signal', chat, data });
+    },
+    onRemoteStream: (stream) => {
+      // One stream carries both tracks: its second `track` event changes nothing here.
+      if (ui.remoteVideo.srcObject === stream) return;
+      ui.remoteVideo.srcObject = stream;
+      ui.remoteVideo.muted = false;
+      ui.remoteVideo.play().catch((error) => {
+        if (error.name !== 'NotAllowedError') return;
+        // The browser refused sound without a fresh click: play muted, offer the click.
+        ui.remoteVideo.muted = true;
+        ui.remoteVideo.play().catch(() => {});
+        ui.unmute.hidden = false;
+      });
+    },
+    onState: (connectionState) => onCallState(call, connectionState),
+  });
+  state.call = call;
+  call.start(initiator).catch((error) => {
+    console.warn('tandem: could not start the call', error);
+    onCallState(call, 'failed');
+  });
+}
+
+function onCallState(call, connectionState) {
+  if (call !== state.call) return;
+  const connected = connectionState === 'connected';
+  ui.stage.classList.toggle('connected', connected);
+  if (connected) {
+    ui.remoteNote.hidden = true;
+  } else if (connectionState === 'failed') {
+    ui.remoteNote.hidden = false;
+    ui.remoteNote.textContent = "Video couldn't connect (a firewall may block it). You can still chat here.";
+    log.system("Video couldn't connect. You can still chat by text, or press Next.");
+  } else if (connectionState === 'disconnected') {
+    ui.remoteNote.hidden = false;
+    ui.remoteNote.textContent = 'Video interrupted…';
+  }
+}
+
+function toggleTrack(kind, button, onLabel, offLabel) {
+  const tracks = kind === 'audio'
+    ? state.localStream?.getAudioTracks() ?? []
+    : state.localStream?.getVideoTracks() ?? [];
+  if (!tracks.length) return;
+  const enabled = !tracks[0].enabled;
+  for (const track of tracks) track.enabled = enabled;
+  button.setAttribute('aria-pressed', String(!enabled));
+  button.textContent = enabled ? onLabel : offLabel;
+}
+
+// ---- report --------------------------------------------------------------------------
+
+/** Opens the dialog for the current stranger (`current`) or the previous one. */
+function openReport(current) {
+  if (state.pendingReport !== null || ui.reportDialog.open) return;
+  const chat = current
+    ? (state.phase === 'chatting' ? state.chat : null)
+    : state.previous?.chat ?? null;
+  if (chat === null) return;
+  state.reportTarget = { chat, current };
+  ui.reportForm.reset();
+  ui.reportTitle.textContent = current ? 'Report this stranger' : 'Report the previous stranger';
+  ui.reportIntro.textContent = current
+    ? "Reports go to the moderators of this site, with the last lines of this chat. The chat ends, you meet someone new, and you won't be matched with this person again."
+    : "Reports go to the moderators of this site, with the last lines of that chat. You won't be matched with this person again.";
+  ui.reportConfirm.textContent = current ? 'Report and skip' : 'Report';
+  ui.reportDialog.returnValue = '';
+  ui.reportDialog.showModal();
+}
+
+function onReportClosed() {
+  const target = state.reportTarget;
+  state.reportTarget = null;
+  if (ui.reportDialog.returnValue !== 'report' || target === null || state.phase === 'banned') return;
+  const reason = ui.reportForm.elements.reason.value;
+  if (!reason) return;
+  const note = ui.reportNote.value.trim() || null;
+  if (!connection.send({ type: 'report', chat: target.chat, reason, note })) {
+    showReportStatus("Your report couldn't be sent: you're offline. Try again once you're back.", true);
+    return;
+  }
+  state.pendingReport = { chat: target.chat, timer: setTimeout(onReportLost, REPORT_ANSWER_MS) };
+  showReportStatus('Sending your report…', false);
+  // Report and skip: the node does not end a reported chat by itself.
+  if (target.current && state.phase === 'chatting' && state.chat === target.chat) next();
+  renderReportControls();
+}
+
+/** Whether an `error` answers the pending report rather than anything else. */
+function isReportError(message) {
+  const pending = state.pendingReport;
+  if (pending === null) return false;
+  const text = typeof message.message === 'string' ? message.message : '';
+  switch (message.code) {
+    case 'unavailable':
+    case 'not_in_chat':
+      return true;
+    case 'rate_limited':
+      return /report/i.test(text);
+    case 'stale_chat':
+      return text.includes(pending.chat);
+    case 'invalid_value':
+      return text.startsWith('reason');
+    case 'text_too_long':
+      return text.startsWith('note');
+    default:
+      return false;
+  }
+}
+
+function onReported() {
+  const pending = state.pendingReport;
+  if (pending !== null) {
+    clearTimeout(pending.timer);
+    state.pendingReport = null;
+    state.lastReported = pending.chat;
+    if (state.previous?.chat === pending.chat) withdrawPrevious();
+  }
+  showReportStatus(REPORTED_TEXT, false);
+  renderReportControls();
+  closeIfIdle();
+}
+
+function onReportError(message) {
+  clearTimeout(state.pendingReport.timer);
+  state.pendingReport = null;
+  let text;
+  switch (message.code) {
+    case 'rate_limited':
+      text = "You've sent a lot of reports in the last hour, so this one wasn't sent. Please try again later.";
+      break;
+    case 'unavailable':
+      text = "Your report couldn't be sent just now. Please try again in a moment.";
+      break;
+    case 'stale_chat':
+    case 'not_in_chat':
+      text = 'That chat can no longer be reported: it ended more than a minute ago.';
+      break;
+    default:
+      text = `Your report wasn't sent: ${message.message || 'something went wrong.'}`;
+  }
+  showReportStatus(text, true);
+  // The previous stranger's button comes back if that chat can still be reported.
+  renderReportControls();
+  closeIfIdle();
+}
+
+function onReportLost() {
+  state.pendingReport = null;
+  showReportStatus("We couldn't confirm your report. If the problem goes on, please try again.", true);
+  renderReportControls();
+  closeIfIdle();
+}
+
+/**
+ * Offers "Report the previous stranger" for the chat that just ended, for a minute. A chat
+ * whose report is on its way is kept but not shown: if that report fails, the button
+ * comes back to try again.
+ */
+function offerPrevious(chat) {
+  withdrawPrevious();
+  if (chat === null || chat === state.lastReported) return;
+  state.previous = {
+    chat,
+    timer: setTimeout(() => {
+      state.previous = null;
+      renderReportControls();
+      closeIfIdle();
+    }, PREVIOUS_REPORT_MS),
+  };
+  renderReportControls();
+}
+
+function withdrawPrevious() {
+  if (state.previous === null) return;
+  clearTimeout(state.previous.timer);
+  state.previous = null;
+  if (ui.reportDialog.open && state.reportTarget?.current === false) ui.reportDialog.close();
+  renderReportControls();
+}
+
+/** The notice about the last report; it stays until dismissed or replaced. */
+function showReportStatus(text, isError) {
+  ui.reportStatus.textContent = text;
+  ui.reportStatus.classList.toggle('error', isError);
+  renderReportControls();
+}
+
+function dismissReportStatus() {
+  ui.reportStatus.textContent = '';
+  renderReportControls();
+}
+
+function renderReportControls() {
+  const pending = state.pendingReport !== null;
+  const offer = state.previous !== null && !pending && state.phase !== 'banned';
+  const hadFocus = document.activeElement === ui.reportPrevious;
+  ui.reportPrevious.hidden = !offer;
+  ui.reportStatusClose.hidden = pending || !ui.reportStatus.textContent;
+  ui.reportBar.hidden = state.phase === 'banned' || (!offer && !ui.reportStatus.textContent);
+  ui.report.disabled = state.phase !== 'chatting' || pending;
+  // The button went away under the keyboard: keep focus somewhere sensible.
+  if (hadFocus && ui.reportPrevious.hidden) (ui.chat.hidden ? landing.start : ui.message).focus();
+}
+
+// ---- banned --------------------------------------------------------------------------
+
+/** The node refused this user: say why and until when; the connection is not reopened. */
+function onBanned(message) {
+  if (ui.reportDialog.open) ui.reportDialog.close();
+  withdrawPrevious();
+  saveChat.disable();
+  if (state.pendingReport !== null) clearTimeout(state.pendingReport.timer);
+  state.pendingReport = null;
+  state.resume = false;
+  disarmEsc();
+  endChat();
+  hideBanner();
+  for (const track of state.localStream?.getTracks() ?? []) track.stop();
+  state.localStream = null;
+  ui.localVideo.srcObject = null;
+
+  const text = typeof message.message === 'string' ? message.message : '';
+  const reason = text.replace(/^you are banned:\s*/i, '').trim();
+  ui.bannedReason.textContent = reason ? `Reason: ${reason}` : '';
+  ui.bannedReason.hidden = !reason;
+  renderBanEnd(message.until);
+  ui.bannedRef.textContent = message.ban ? `Ban reference: ${message.ban}` : '';
+  ui.bannedRef.hidden = !message.ban;
+
+  setPhase('banned');
+  renderReportControls();
+  ui.landing.hidden = true;
+  ui.chat.hidden = true;
+  ui.banned.hidden = false;
+  ui.bannedTitle.focus();
+}
+
+/** "You are banned until <date>." or "You are banned permanently." */
+function renderBanEnd(until) {
+  if (until === null) {
+    ui.bannedUntil.textContent = 'You are banned permanently.';
+    ui.bannedUntil.hidden = false;
+    return;
+  }
+  if (typeof until !== 'number' || !Number.isFinite(until)) {
+    ui.bannedUntil.hidden = true;
+    return;
+  }
+  const date = new Date(until * 1000);
+  const time = document.createElement('time');
+  time.dateTime = date.toISOString();
+  time.textContent = formatDate(date);
+  ui.bannedUntil.replaceChildren('You are banned until ', time, '.');
+  ui.bannedUntil.hidden = false;
+}
+
+function formatDate(date) {
+  try {
+    return new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' }).format(date);
+  } catch {
+    return date.toLocaleString();
+  }
+}
+
+// ---- connection banner and users online ----------------------------------------------
+
+function showBanner(retryIn) {
+  clearInterval(state.bannerTimer);
+  const until = Date.now() + retryIn;
+  const render = () => {
+    const seconds = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    ui.bannerText.textContent = seconds > 0
+      ? `Connection lost. Reconnecting in ${seconds} s…`
+      : 'Connection lost. Reconnecting…';
+  };
+  render();
+  ui.banner.hidden = false;
+  state.bannerTimer = setInterval(render, 1000);
+}
+
+function hideBanner() {
+  clearInterval(state.bannerTimer);
+  ui.banner.hidden = true;
+}
+
+async function refreshOnline() {
+  if (document.hidden) return;
+  try {
+    // no-cache: shared caches may keep the figure a few seconds; this browser asks again.
+    const response = await fetch('/api/stats', {
+      headers: { accept: 'application/json' },
+      cache: 'no-cache',
+    });
+    if (!response.ok) throw new Error(String(response.status));
+    const stats = await response.json();
+    ui.onlineCount.textContent = new Intl.NumberFormat().format(stats.online);
+    ui.online.hidden = false;
+  } catch {
+    ui.online.hidden = true;
+  }
+}
+
+/** Lines that arrived while the tab was hidden, shown in its title until it is seen. */
+let unread = 0;
+const title = document.title;
+
+function countUnread() {
+  unread += 1;
+  document.title = `(${unread}) New message · ${title}`;
+}
+
+function onVisibilityChange() {
+  if (!document.hidden) {
+    unread = 0;
+    document.title = title;
+  }
+  refreshOnline();
+}
+
+function listFormat(items) {
+  try {
+    return new Intl.ListFormat('en', { type: 'conjunction' }).format(items);
+  } catch {
+    return items.join(', ');
+  }
+}
+
+// ---- wiring --------------------------------------------------------------------------
+
+landing.form.addEventListener('submit', onStart);
+ui.composer.addEventListener('submit', onSend);
+ui.message.addEventListener('input', onInput);
+ui.message.addEventListener('keydown', onMessageKeyDown);
+ui.next.addEventListener('click', next);
+ui.stop.addEventListener('click', stop);
+ui.report.addEventListener('click', () => openReport(true));
+ui.reportPrevious.addEventListener('click', () => openReport(false));
+ui.reportStatusClose.addEventListener('click', dismissReportStatus);
+ui.reportDialog.addEventListener('close', onReportClosed);
+ui.retry.addEventListener('click', () => connection.retryNow());
+ui.toggleMic.addEventListener('click', () => toggleTrack('audio', ui.toggleMic, 'Mute', 'Unmute'));
+ui.toggleCamera.addEventListener('click', () => toggleTrack('video', ui.toggleCamera, 'Camera off', 'Camera on'));
+document.addEventListener('keydown', onKeyDown);
+document.addEventListener('visibilitychange', onVisibilityChange);
+ui.unmute.addEventListener('click', () => {
+  ui.remoteVideo.muted = false;
+  ui.unmute.hidden = true;
+});
+connection.addEventListener('welcome', onWelcome);
+connection.addEventListener('message', (event) => onMessage(event.detail));
+connection.addEventListener('down', (event) => onConnectionDown(event.detail.retryIn));
+connection.addEventListener('banned', (event) => onBanned(event.detail));
+setPhase('landing');
+refreshOnline();
+setInterval(refreshOnline, STATS_EVERY_MS);
+
+// A read-only view for debugging in the console (and for the browser tests).
+window.tandem = Object.freeze({
+  get phase() { return state.phase; },
+  get chat() { return state.chat; },
+  get pc() { return state.call?.pc ?? null; },
+  get connected() { return connection.ready; },
+  get previousChat() { return state.previous?.chat ?? null; },
+  /** The last `log_saved` ({chat, url, delete_url}), or null. */
+  get savedLog() { return saveChat.saved; },
+  /** 'open', 'retrying' (a reconnect is scheduled) or 'closed' (none will be). */
+  get link() {
+    if (connection.ws !== null) return 'open';
+    return connection.timer ? 'retrying' : 'closed';
+  },
+});

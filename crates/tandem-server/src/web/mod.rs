@@ -1,0 +1,136 @@
+//! The web client a node serves itself: the chat page at `/`, its assets, and the small
+//! public `/api/stats` it shows "users online" from; plus what every page shares: the
+//! origin policy behind `--allowed-origin`, and the security headers.
+//!
+//! The page is plain HTML, CSS and JavaScript modules (`src/web/assets/`), embedded at build
+//! time. It speaks the client protocol (docs/protocol.md) like any other client; this module
+//! holds no chat state and never sees a message.
+
+pub mod assets;
+pub mod origin;
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+pub use assets::{Asset, Audience};
+pub use origin::{BadOrigin, ForeignOrigin, OriginPolicy};
+use serde::Serialize;
+
+use crate::node::Node;
+
+/// Registers `/`, `/assets/…` and `/api/stats`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index))
+        .route("/assets/{version}/{name}", web::get().to(asset))
+        .route("/api/stats", web::get().to(stats));
+}
+
+/// The chat page.
+static CHAT_PAGE: assets::Page = assets::Page::new(assets::PAGES[0]);
+
+async fn index(req: HttpRequest) -> HttpResponse {
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         media-src 'self' blob: mediastream:; connect-src 'self'{}; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'",
+        websocket_sources(&req)
+    );
+    html(
+        &req,
+        &CHAT_PAGE,
+        &csp,
+        "camera=(self), microphone=(self), geolocation=()",
+    )
+}
+
+/// `ws://` and `wss://` of the host the page was loaded from. CSP Level 3 lets `'self'`
+/// cover them, but browsers that predate it (older Safari) need them named.
+fn websocket_sources(req: &HttpRequest) -> String {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    match host {
+        Some(host) => format!(" ws://{host} wss://{host}"),
+        None => String::new(),
+    }
+}
+
+/// An HTML page with its security headers, revalidated on every load.
+fn html(
+    req: &HttpRequest,
+    page: &assets::Page,
+    csp: &str,
+    permissions: &'static str,
+) -> HttpResponse {
+    let etag = format!("\"{}\"", assets::version());
+    let unchanged = assets::not_modified(req, &etag);
+    let mut response = secured(if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    });
+    response
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::ETAG, etag))
+        .insert_header(("permissions-policy", permissions));
+    if let Ok(csp) = HeaderValue::from_str(csp) {
+        response.insert_header((header::CONTENT_SECURITY_POLICY, csp));
+    }
+    if unchanged {
+        response.finish()
+    } else {
+        response
+            .content_type("text/html; charset=utf-8")
+            .body(page.html().to_owned())
+    }
+}
+
+/// The headers every response of the web side carries: no MIME sniffing, no referrer (page
+/// URLs may hold a dashboard token), no framing, no cross-origin window handles.
+pub(crate) fn secured(mut response: HttpResponseBuilder) -> HttpResponseBuilder {
+    response
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header(("cross-origin-opener-policy", "same-origin"));
+    response
+}
+
+/// A plain 404.
+pub(crate) fn not_found() -> HttpResponse {
+    secured(HttpResponse::NotFound())
+        .content_type("text/plain; charset=utf-8")
+        .body("not found\n")
+}
+
+async fn asset(req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    let (version, name) = path.into_inner();
+    assets::serve(&req, Audience::Public, &version, &name)
+}
+
+/// What the chat page shows about the node: users online and waiting right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PublicStats {
+    /// WebSocket sessions open on this node.
+    pub online: u64,
+    /// Users waiting for a stranger on this node.
+    pub waiting: u64,
+}
+
+async fn stats(node: web::Data<Arc<Node>>) -> HttpResponse {
+    let stats = PublicStats {
+        online: node.metrics().online(),
+        waiting: node.metrics().waiting(),
+    };
+    secured(HttpResponse::Ok())
+        // Shared caches may hold it briefly: a node behind a CDN is not asked once per page.
+        .insert_header((header::CACHE_CONTROL, "public, max-age=5"))
+        .json(stats)
+}
