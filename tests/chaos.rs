@@ -10,10 +10,10 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::nats::{free_port, NatsServer};
+use common::nats::NatsServer;
+use common::process::NodeProcess;
 use common::{http_get, join_with, Client, CLUSTER_KEY};
 use tandem_proto::{EndReason, ServerMsg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -260,37 +260,46 @@ struct Node {
 }
 
 impl Node {
-    /// Starts node `id` on NATS `nats` and waits until it is healthy; one that exits first
-    /// (another process took its port meanwhile) starts again on another port.
+    /// Starts node `id` on NATS `nats` and waits until it is healthy.
     async fn start(id: &str, nats: &str, run: &Path) -> Node {
-        for _ in 0..3 {
-            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let log = std::fs::OpenOptions::new()
+        let args: Vec<String> = [
+            "--nats",
+            nats,
+            "--cluster",
+            "chaos",
+            "--node-id",
+            id,
+            "--cluster-key",
+            CLUSTER_KEY,
+            "--id-secret",
+            ID_SECRET,
+            "--shards",
+            "2",
+            "--workers",
+            "1",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain([
+            "--data-dir".into(),
+            common::data_dir().display().to_string(),
+        ])
+        .collect();
+        let log = run.join(format!("{id}.log"));
+        let node = NodeProcess::start(&args, || {
+            std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(run.join(format!("{id}.log")))
-                .unwrap();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-                .args(["serve", "--listen", &addr.to_string()])
-                .args(["--nats", nats, "--cluster", "chaos", "--node-id", id])
-                .args(["--cluster-key", CLUSTER_KEY, "--id-secret", ID_SECRET])
-                .args(["--shards", "2", "--workers", "1", "--data-dir"])
-                .arg(common::data_dir())
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .expect("the tandem binary");
-            if healthy(addr, &mut child).await {
-                return Node {
-                    id: id.to_owned(),
-                    addr,
-                    child,
-                };
-            }
+                .open(&log)
+                .unwrap()
+                .into()
+        })
+        .await;
+        Node {
+            id: id.to_owned(),
+            addr: node.addr,
+            child: node.child,
         }
-        panic!("node {id} did not start");
     }
 
     /// Sends a signal (`-STOP`, `-CONT`) to the node's process.
@@ -310,25 +319,6 @@ impl Node {
 
     fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
-    }
-}
-
-/// Whether the node at `addr` answers `/healthz` with 200 before its process exits (or 20 s
-/// pass: a debug build on a busy machine is slow to start).
-async fn healthy(addr: SocketAddr, child: &mut Child) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        if TcpStream::connect(addr).await.is_ok() && http_get(addr, "/healthz").await.0 == 200 {
-            return true;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node at {addr} did not start"
-        );
-        sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod cdp;
 pub mod nats;
+pub mod process;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
