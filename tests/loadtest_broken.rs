@@ -82,6 +82,7 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
         },
         proto: 1,
         node: "broken".into(),
+        challenge: None,
     }));
     while let Some(Ok(frame)) = stream.next().await {
         let Message::Text(text) = frame else { continue };

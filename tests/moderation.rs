@@ -406,6 +406,7 @@ async fn a_ban_closes_the_live_sessions_it_names() {
             message,
             ban: Some(ban),
             until: Some(Some(_)),
+            ..
         }] => {
             assert_eq!(ban, issued["id"].as_str().unwrap());
             assert!(message.contains("nudity on camera"), "{message}");

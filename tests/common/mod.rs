@@ -28,13 +28,14 @@ pub const CLUSTER_KEY: &str = "dGFuZGVtIHRlc3QgY2x1c3RlciBrZXkgMzIgYnl0ZXM=";
 pub const STEP: Duration = Duration::from_secs(5);
 
 /// Args for a test server: ephemeral port, two workers and two shards, a data directory of
-/// its own.
+/// its own, no proof-of-work challenge (tests/challenge.rs turns it on).
 pub fn test_args() -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         shards: Some(2),
         workers: Some(2),
         data_dir: data_dir(),
+        challenge: false,
         ..ServeArgs::default()
     }
 }
@@ -343,6 +344,7 @@ fn placeholder_welcome() -> Welcome {
         },
         proto: 0,
         node: String::new(),
+        challenge: None,
     }
 }
 

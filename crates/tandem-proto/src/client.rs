@@ -99,4 +99,9 @@ pub struct Join {
     /// Spy mode (text only): be one of the two strangers who discuss a spy's question.
     #[serde(default)]
     pub spy_ok: bool,
+    /// The solution of the connection's challenge (`welcome.challenge`): base64 of the JSON
+    /// `{"challenge": …, "solution": {"counter", "derivedKey"}}`, ALTCHA's payload. Needed
+    /// on the first `join` of a connection when the server asks challenges.
+    #[serde(default)]
+    pub proof: Option<String>,
 }

@@ -478,6 +478,7 @@ mod tests {
             message: "you are banned".into(),
             until: Some(None),
             ban: Some("b1".into()),
+            challenge: None,
         };
         let Frame::Text(text) = Codec::Json.encode(&permanent) else {
             panic!("json is text")
@@ -503,6 +504,7 @@ mod tests {
             message: "you are banned".into(),
             until: Some(Some(1_900_000_000)),
             ban: Some("b2".into()),
+            challenge: None,
         };
         for msg in [
             permanent,

@@ -11,6 +11,7 @@
 //! ([`ids`], re-exported from `tandem-ids`) and the durations that command lines and scenario
 //! files write ([`duration`]).
 
+mod challenge;
 mod client;
 mod codec;
 pub mod duration;
@@ -18,6 +19,7 @@ mod scan;
 mod server;
 mod signal;
 
+pub use challenge::{Challenge, ChallengeParameters};
 pub use client::{ClientMsg, Join};
 pub use codec::{Codec, DecodeError, Frame, WireMessage, MAX_FRAME_BYTES};
 pub use server::{

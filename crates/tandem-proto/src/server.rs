@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::SignalData;
+use super::{Challenge, SignalData};
 use crate::ids::{ChatId, SessionId};
 
 /// Everything the server may send. `type` names the variant in JSON.
@@ -39,6 +39,10 @@ pub enum ServerMsg {
         until: Option<Option<u64>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ban: Option<String>,
+        /// With `challenge_required` and `challenge_failed`: a fresh challenge to solve
+        /// before joining again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        challenge: Option<Challenge>,
     },
     /// The chat `chat` was saved: anyone with `url` (`/logs/<id>`) can read it, and
     /// `delete_url` (which holds a secret) deletes it.
@@ -69,6 +73,7 @@ impl ServerMsg {
             message: message.into(),
             until: None,
             ban: None,
+            challenge: None,
         }
     }
 }
@@ -98,6 +103,9 @@ pub struct Welcome {
     pub proto: u32,
     /// The node that holds this connection.
     pub node: String,
+    /// The proof-of-work challenge to solve before the first `join` (its solution goes in
+    /// `join.proof`); `null` when this server asks none.
+    pub challenge: Option<Challenge>,
 }
 
 /// One entry of `RTCConfiguration.iceServers`.
@@ -259,6 +267,14 @@ pub enum ErrorCode {
     Banned,
     /// The server cannot do this now (its store is unreachable); try again later.
     Unavailable,
+    /// `join` without `proof` on a connection that has not solved a challenge yet; the
+    /// error carries the challenge to solve.
+    ChallengeRequired,
+    /// `join.proof` is wrong, expired, or was already spent; the error carries a fresh
+    /// challenge.
+    ChallengeFailed,
+    /// A chat line was withheld by the node's filters: it did not reach the partner.
+    Filtered,
 }
 
 impl ErrorCode {
@@ -282,6 +298,9 @@ impl ErrorCode {
         Self::SpyCannotWrite,
         Self::Banned,
         Self::Unavailable,
+        Self::ChallengeRequired,
+        Self::ChallengeFailed,
+        Self::Filtered,
     ];
 
     /// The wire name (`bad_json`, ...).
@@ -305,6 +324,9 @@ impl ErrorCode {
             Self::SpyCannotWrite => "spy_cannot_write",
             Self::Banned => "banned",
             Self::Unavailable => "unavailable",
+            Self::ChallengeRequired => "challenge_required",
+            Self::ChallengeFailed => "challenge_failed",
+            Self::Filtered => "filtered",
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use tandem_proto::duration::parse_duration;
 
+use crate::abuse::challenge::{ChallengeSettings, MAX_LIFETIME};
 use crate::admin::{AdminTokenError, AdminTokens};
 use crate::gateway::HandshakeSettings;
 use crate::ice::IceConfig;
@@ -237,6 +238,24 @@ pub struct ServeArgs {
     #[arg(long, env = "TANDEM_ENTITLEMENT_SECRET", hide_env_values = true)]
     pub entitlement_secret: Option<String>,
 
+    /// The proof-of-work challenge every connection solves before its first `join`
+    /// (`welcome.challenge`, `join.proof`): `on` or `off`.
+    #[arg(long, env = "TANDEM_CHALLENGE", default_value = "on", value_parser = on_off)]
+    pub challenge: bool,
+
+    /// Keys a client derives on average to solve a challenge (the work it is asked); doubled
+    /// for every 4 connections an address holds beyond its first 4, up to 256 times.
+    #[arg(long, env = "TANDEM_CHALLENGE_DIFFICULTY", default_value_t = ChallengeSettings::default().difficulty)]
+    pub challenge_difficulty: u32,
+
+    /// PBKDF2 iterations per key derived (the node derives one per challenge it issues).
+    #[arg(long, env = "TANDEM_CHALLENGE_COST", default_value_t = ChallengeSettings::default().cost)]
+    pub challenge_cost: u32,
+
+    /// How long a challenge may be solved and presented (at most 1h).
+    #[arg(long, env = "TANDEM_CHALLENGE_LIFETIME", default_value = "10m", value_parser = parse_duration)]
+    pub challenge_lifetime: Duration,
+
     /// Joining a cluster over NATS.
     #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
@@ -283,6 +302,14 @@ impl ServeArgs {
         };
         if self.auto_ban_factor == 0 {
             return Err(ConfigError::AutoBanFactor);
+        }
+        let lifetime = self.challenge_lifetime;
+        if self.challenge_difficulty == 0
+            || self.challenge_cost == 0
+            || lifetime.is_zero()
+            || lifetime > MAX_LIFETIME
+        {
+            return Err(ConfigError::Challenge);
         }
         let session = SessionSettings {
             heartbeat_interval: self.heartbeat_interval,
@@ -332,6 +359,12 @@ impl ServeArgs {
                 repeat_window: self.auto_ban_repeat_window,
                 longest: self.auto_ban_max,
             },
+            challenge: ChallengeSettings {
+                on: self.challenge,
+                difficulty: self.challenge_difficulty,
+                cost: self.challenge_cost,
+                lifetime,
+            },
             retention: Retention {
                 reports: self.report_retention,
                 bans: self.ban_retention,
@@ -345,6 +378,15 @@ impl ServeArgs {
     /// Cores of this machine, the default for shards and workers.
     pub fn cores() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// `on` or `off`.
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, not `{text}`")),
     }
 }
 
@@ -373,6 +415,8 @@ pub struct Settings {
     pub rule: Rule,
     /// How long moderation records are kept.
     pub retention: Retention,
+    /// The proof-of-work challenge.
+    pub challenge: ChallengeSettings,
 }
 
 /// The shortest entitlement secret or admin token accepted: an empty or short one (an unset
@@ -395,6 +439,11 @@ pub enum ConfigError {
     BadHeader(String),
     #[error("--auto-ban-factor must be at least 1")]
     AutoBanFactor,
+    #[error(
+        "--challenge-difficulty and --challenge-cost must be at least 1, and \
+         --challenge-lifetime between 1s and 1h"
+    )]
+    Challenge,
     #[error(transparent)]
     Ice(#[from] crate::ice::IceConfigError),
     #[error(transparent)]
@@ -469,5 +518,10 @@ mod tests {
         assert_eq!(args.settings().unwrap().rule, Rule::default());
         assert_eq!(args.settings().unwrap().retention, Retention::default());
         assert_eq!(args.purge_interval, Duration::from_secs(60));
+        assert_eq!(
+            args.settings().unwrap().challenge,
+            ChallengeSettings::default()
+        );
+        assert!(parse(&["--challenge", "maybe"]).challenge);
     }
 }

@@ -10,6 +10,7 @@
 //! The node also serves its own web client and, behind a token, an operator dashboard
 //! ([`web`], [`admin`]; docs/web.md). docs/architecture.md draws this map.
 
+pub mod abuse;
 pub mod admin;
 pub mod bus;
 pub mod cluster;

@@ -12,6 +12,7 @@ use tandem_engine::session::SessionEvent;
 use tandem_ids::NodeId;
 use tracing::info;
 
+use crate::abuse::{Abuse, Challenges};
 use crate::admin::Dashboard;
 use crate::cluster::nats::Receivers;
 use crate::cluster::{ClusterStats, NatsBus};
@@ -102,6 +103,9 @@ impl RunningServer {
                     || settings.handshake.country_header.is_some(),
             },
         ));
+        let abuse = Arc::new(Abuse {
+            challenges: Challenges::new(settings.challenge, &secret, moderation.store().clone()),
+        });
         let follower = actix_rt::spawn(Arc::clone(&moderation.bans).follow());
         let purger = actix_rt::spawn(Arc::clone(&moderation).purge_every(args.purge_interval));
         let sessions = Arc::new(SessionEnv {
@@ -113,6 +117,7 @@ impl RunningServer {
             ice: settings.ice,
             moderation: Arc::clone(&moderation),
             privacy: Arc::clone(&privacy),
+            abuse,
             full_ips_in_logs: args.log_full_ips,
         });
         let gateway = web::Data::new(Gateway::new(

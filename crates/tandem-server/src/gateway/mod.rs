@@ -290,6 +290,7 @@ async fn metrics(
     let mut out = node.render_metrics();
     gateway.moderation().stats.render(&mut out, &node.id().0);
     privacy.render(&mut out, &node.id().0);
+    gateway.sessions.abuse.render(&mut out, &node.id().0);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)

@@ -96,6 +96,19 @@ impl Drop for Slot {
     }
 }
 
+impl Slot {
+    /// How hard the address pushes now: the connections it holds, or the handshakes it made
+    /// lately (its bucket's tokens spent), whichever is more. The challenge grows with it.
+    pub fn pressure(&self) -> u32 {
+        let entries = self.per_ip.entries.lock();
+        let Some(entry) = entries.get(&self.key) else {
+            return 0;
+        };
+        let spent = (self.per_ip.limits.burst - entry.tokens).max(0.0);
+        entry.conns.max(spent as u32)
+    }
+}
+
 impl PerIp {
     /// Counts under `limits`.
     pub fn new(limits: PerIpLimits) -> Arc<Self> {
@@ -178,6 +191,34 @@ mod tests {
 
     fn ip(text: &str) -> Option<IpAddr> {
         Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn the_pressure_of_an_address_is_its_connections_or_its_recent_handshakes() {
+        let per_ip = PerIp::new(PerIpLimits {
+            max_conns: 100,
+            handshakes_per_sec: 1.0,
+            burst: 50.0,
+            limit_loopback: false,
+        });
+        let now = Instant::now();
+        let held: Vec<Slot> = (0..3)
+            .map(|_| per_ip.admit(ip("192.0.2.1"), now).unwrap().unwrap())
+            .collect();
+        assert_eq!(held[0].pressure(), 3);
+        drop(held);
+        // Closed again, but opened just now: they still count until the bucket refills.
+        let again = per_ip.admit(ip("192.0.2.1"), now).unwrap().unwrap();
+        assert_eq!(again.pressure(), 4);
+        let later = now + Duration::from_secs(60);
+        let calm = per_ip.admit(ip("192.0.2.1"), later).unwrap().unwrap();
+        assert_eq!(
+            calm.pressure(),
+            2,
+            "two held, and one handshake of the bucket spent"
+        );
+        let other = per_ip.admit(ip("192.0.2.9"), now).unwrap().unwrap();
+        assert_eq!(other.pressure(), 1);
     }
 
     #[test]

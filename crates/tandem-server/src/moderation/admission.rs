@@ -30,6 +30,7 @@ impl Refusal {
                 message: self.to_string(),
                 until: Some(ban.until),
                 ban: Some(ban.id.clone()),
+                challenge: None,
             },
         }
     }

@@ -236,6 +236,13 @@ pub struct Blocks {
     pub at: UnixSecs,
 }
 
+/// A proof-of-work challenge that was solved: its solution is not accepted again before
+/// `expires`, when the challenge itself expires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spent {
+    pub expires: UnixSecs,
+}
+
 /// A chat log a user saved: what that user's session saw of one chat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedLog {

@@ -2,13 +2,14 @@
 //! it. Every record has an end: a report some time after its last change, a ban some time
 //! after it stopped banning (a permanent ban is kept while it bans), an audit entry some time
 //! after the action, a client's blocks some time after it last reported someone, a tally once
-//! the automatic rule's windows have passed, a saved chat log some time after it was saved. Reads leave out what is past its end before the
-//! purge has removed it, so nothing expired is served in between.
+//! the automatic rule's windows have passed, a saved chat log some time after it was saved, a
+//! spent challenge once its challenge has expired. Reads leave out what is past its end
+//! before the purge has removed it, so nothing expired is served in between.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::records::{AuditEntry, Ban, Blocks, Report, SavedLog, Tally, UnixSecs};
+use super::records::{AuditEntry, Ban, Blocks, Report, SavedLog, Spent, Tally, UnixSecs};
 use super::rules::Rule;
 use super::store::{Bucket, ModerationStore, StoreError};
 
@@ -162,6 +163,10 @@ pub async fn purge(
                 retention.log_ends(l) <= now
             })
             .await?,
+        ),
+        (
+            Bucket::Spent,
+            expired(store, Bucket::Spent, |s: &Spent| s.expires <= now).await?,
         ),
     ];
     for (bucket, keys) in lists {
@@ -317,6 +322,9 @@ pub mod contract {
         };
         put(Bucket::Logs, "old", json(log("old", now - 121 * DAY))).await;
         put(Bucket::Logs, "new", json(log("new", now - 119 * DAY))).await;
+        let spent = |expires| crate::moderation::records::Spent { expires };
+        put(Bucket::Spent, "old", json(spent(now))).await;
+        put(Bucket::Spent, "new", json(spent(now + 1))).await;
 
         let purged = purge(&store, &retention, &rule, now).await.unwrap();
         for bucket in Bucket::ALL {

@@ -25,6 +25,7 @@ use tracing::{debug, info, warn, Span};
 
 use super::limits::Kind;
 use super::{preferences, RateLimits, SessionEnv, Verdict};
+use crate::abuse::ChallengeError;
 use crate::gateway::frames::Breach;
 use crate::metrics::{CloseCause, RelayKind};
 use crate::moderation::records::{EvidenceLine, Reason};
@@ -92,7 +93,12 @@ pub struct UserSession {
     /// saving one again keeps its address.
     saved: Vec<(ChatId, Saved)>,
     /// The connection's count against its address: released when the actor goes.
-    _slot: Option<crate::gateway::per_ip::Slot>,
+    slot: Option<crate::gateway::per_ip::Slot>,
+    /// Whether the connection has solved its challenge (or none is asked): it is not asked
+    /// again.
+    passed: bool,
+    /// Whether a solved challenge is being spent, its `join` waiting for that.
+    proving: bool,
     /// The connection's socket, ended once the client has closed.
     socket: Option<crate::gateway::socket::Socket>,
     span: Span,
@@ -128,6 +134,7 @@ impl UserSession {
             let writer = actix_rt::spawn(write_frames(ws, rx, Arc::clone(&queued)));
             ctx.add_stream(frames);
             let now = Instant::now();
+            let passed = !env.abuse.challenges.on();
             let mut core = SessionCore::new(me, country);
             let mut none = Vec::new();
             for client in blocks {
@@ -157,7 +164,9 @@ impl UserSession {
                 queued,
                 effects: Vec::with_capacity(8),
                 saved: Vec::new(),
-                _slot: slot,
+                passed,
+                proving: false,
+                slot,
                 socket,
             }
         })
@@ -271,7 +280,7 @@ impl UserSession {
     fn dispatch(&mut self, msg: ClientMsg, now: Instant, ctx: &mut Context<Self>) {
         let mut effects = std::mem::take(&mut self.effects);
         match msg {
-            ClientMsg::Join(join) => self.join(&join, now, &mut effects),
+            ClientMsg::Join(join) => self.join(&join, now, &mut effects, ctx),
             ClientMsg::Next => self.core.next(now, &mut effects),
             ClientMsg::Leave => self.core.leave(now, &mut effects),
             ClientMsg::Msg { chat, text } => {
@@ -386,17 +395,93 @@ impl UserSession {
         }));
     }
 
-    /// `join`: admission first, then the preferences, then the state machine.
-    fn join(&mut self, join: &tandem_proto::Join, now: Instant, effects: &mut Vec<Effect>) {
+    /// `join`: admission first, then the preferences, then the challenge (on the first
+    /// join of a connection), then the state machine.
+    fn join(
+        &mut self,
+        join: &tandem_proto::Join,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+        ctx: &mut Context<Self>,
+    ) {
         if let Err(refusal) = self.env.moderation.admission.join(&self.who) {
             return effects.push(Effect::Send(refusal.message()));
         }
-        match preferences(join, &self.env.settings.join, self.default_lang) {
-            Ok(prefs) => {
-                self.env.metrics.joins.fetch_add(1, Ordering::Relaxed);
-                self.core.join(prefs, now, effects);
+        let prefs = match preferences(join, &self.env.settings.join, self.default_lang) {
+            Ok(prefs) => prefs,
+            Err(err) => {
+                return effects.push(Effect::Send(ServerMsg::error(err.code(), err.to_string())))
             }
-            Err(err) => effects.push(Effect::Send(ServerMsg::error(err.code(), err.to_string()))),
+        };
+        if self.passed {
+            self.env.metrics.joins.fetch_add(1, Ordering::Relaxed);
+            return self.core.join(prefs, now, effects);
+        }
+        if self.proving {
+            let message = "the proof of the previous join is still being checked";
+            return effects.push(Effect::Send(ServerMsg::error(
+                ErrorCode::RateLimited,
+                message,
+            )));
+        }
+        let challenges = &self.env.abuse.challenges;
+        let Some(proof) = join.proof.as_deref() else {
+            challenges.stats.required();
+            let message = "solve the challenge and send its solution in join.proof";
+            return effects.push(Effect::Send(
+                self.challenge_error(ErrorCode::ChallengeRequired, message.into()),
+            ));
+        };
+        let solved = match challenges.check(proof, crate::entitlement::unix_now()) {
+            Ok(solved) => solved,
+            Err(err) => {
+                debug!(parent: &self.span, cause = err.as_str(), "proof refused");
+                return effects.push(Effect::Send(
+                    self.challenge_error(ErrorCode::ChallengeFailed, err.to_string()),
+                ));
+            }
+        };
+        // Spent in the store before the join goes on, so that it counts once in the
+        // cluster; the join waits for that.
+        self.proving = true;
+        let abuse = Arc::clone(&self.env.abuse);
+        let spend = async move { abuse.challenges.spend(&solved).await };
+        ctx.spawn(spend.into_actor(self).map(move |spent, act, ctx| {
+            act.proving = false;
+            let mut effects = std::mem::take(&mut act.effects);
+            match spent {
+                Ok(()) => {
+                    act.passed = true;
+                    act.env.metrics.joins.fetch_add(1, Ordering::Relaxed);
+                    act.core.join(prefs, Instant::now(), &mut effects);
+                }
+                Err(ChallengeError::Store(err)) => {
+                    warn!(parent: &act.span, error = %err, "a proof could not be spent");
+                    let message = "the proof could not be checked now; try again";
+                    let msg = ServerMsg::error(ErrorCode::Unavailable, message);
+                    effects.push(Effect::Send(msg));
+                }
+                Err(err) => {
+                    let msg = act.challenge_error(ErrorCode::ChallengeFailed, err.to_string());
+                    effects.push(Effect::Send(msg));
+                }
+            }
+            act.apply(effects, ctx);
+        }));
+    }
+
+    /// A `challenge_required` or `challenge_failed` error with a fresh challenge to solve.
+    fn challenge_error(&self, code: ErrorCode, message: String) -> ServerMsg {
+        let challenge = self.env.abuse.challenges.issue(
+            self.slot.as_ref().map_or(0, |s| s.pressure()),
+            crate::entitlement::unix_now(),
+        );
+        ServerMsg::Error {
+            code,
+            message,
+            until: None,
+            ban: None,
+            challenge,
         }
     }
 
@@ -514,6 +599,10 @@ impl Actor for UserSession {
             limits: env.settings.client_limits(),
             proto: PROTOCOL_VERSION,
             node: env.node.to_string(),
+            challenge: env.abuse.challenges.issue(
+                self.slot.as_ref().map_or(0, |s| s.pressure()),
+                crate::entitlement::unix_now(),
+            ),
         });
         self.send(&welcome, ctx);
         debug!(parent: &self.span, "connected");
@@ -624,6 +713,7 @@ impl Handler<SessionEvent> for UserSession {
                     message: format!("you are banned: {reason}"),
                     until: Some(until),
                     ban: Some(ban),
+                    challenge: None,
                 };
                 self.send(&msg, ctx);
                 self.env.metrics.close(CloseCause::Banned);

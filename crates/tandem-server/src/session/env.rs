@@ -37,6 +37,8 @@ pub struct SessionEnv {
     pub moderation: Arc<Moderation>,
     /// Where saved logs go.
     pub privacy: Arc<Privacy>,
+    /// The challenge at `join`.
+    pub abuse: Arc<crate::abuse::Abuse>,
     /// Whether the session's log lines carry the client's address in full.
     pub full_ips_in_logs: bool,
 }

@@ -53,6 +53,7 @@ impl JetStream {
                 allow_direct: true,
                 storage: StorageType::File,
                 num_replicas: replicas.max(1),
+                max_age: bucket.max_age().unwrap_or_default(),
                 ..Config::default()
             };
             within(context.get_or_create_stream(config)).await?;

@@ -38,17 +38,21 @@ pub enum Bucket {
     Blocks,
     /// Chat logs users saved, by id.
     Logs,
+    /// Proof-of-work challenges already solved, by nonce, until they expire: a solution is
+    /// accepted once, on any node.
+    Spent,
 }
 
 impl Bucket {
     /// Every bucket.
-    pub const ALL: [Bucket; 6] = [
+    pub const ALL: [Bucket; 7] = [
         Self::Bans,
         Self::Reports,
         Self::Audit,
         Self::Tallies,
         Self::Blocks,
         Self::Logs,
+        Self::Spent,
     ];
 
     /// The bucket's name (a table, or a part of a key-value bucket's name).
@@ -60,6 +64,17 @@ impl Bucket {
             Self::Tallies => "tallies",
             Self::Blocks => "blocks",
             Self::Logs => "logs",
+            Self::Spent => "spent",
+        }
+    }
+
+    /// How long the bucket keeps a record whatever the purge does, where it has such a
+    /// bound: a spent challenge is worthless once its challenge has expired, and a cluster
+    /// spends one per connection, so its key-value bucket drops them by age itself.
+    pub fn max_age(self) -> Option<std::time::Duration> {
+        match self {
+            Self::Spent => Some(crate::abuse::challenge::MAX_LIFETIME * 2),
+            _ => None,
         }
     }
 }
