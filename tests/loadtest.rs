@@ -55,6 +55,7 @@ async fn fifty_users_chat_and_skip_without_breaking_a_promise() {
     assert!(report.skips > 0, "{report}");
     assert!(report.msgs_received > 0, "{report}");
     assert!(report.passed(), "{report}");
+    assert_eq!(report.solve_latency_ms.count, 0, "no challenge asked");
 
     let text = std::fs::read_to_string(&json).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -94,9 +95,63 @@ async fn fifty_users_chat_and_skip_without_breaking_a_promise() {
     server.shutdown().await.unwrap();
 }
 
+/// A node that asks the proof-of-work challenge, small (the tests run unoptimised).
+fn challenging_server() -> tandem_server::RunningServer {
+    let mut args = common::generous_args();
+    args.challenge = true;
+    args.challenge_difficulty = 20;
+    args.challenge_cost = 10;
+    common::start_server_with(args)
+}
+
+#[actix_rt::test]
+async fn against_a_node_that_asks_challenges_users_solve_them_and_the_report_says_how_fast() {
+    let server = challenging_server();
+    let mut args = LoadtestArgs {
+        targets: vec![format!("ws://{}/ws", server.addr)],
+        clients: 20,
+        duration: Duration::from_secs(2),
+        ramp: Duration::from_millis(200),
+        quiet: true,
+        seed: Some(3),
+        // Some chats end with a new connection, which brings a new challenge.
+        reconnect_share: 0.3,
+        ..LoadtestArgs::default()
+    };
+    args.dwell = tandem_loadtest::DwellRange {
+        min: Duration::from_millis(50),
+        max: Duration::from_millis(150),
+    };
+
+    let report = run_loadtest(&args)
+        .await
+        .expect("the load test could not run");
+
+    assert_eq!(report.violations, 0, "{report}");
+    assert_eq!(report.connection_failures, 0, "{report}");
+    assert_eq!(report.errors, 0, "no join was refused: {report}");
+    assert!(report.matches > 0 && report.reconnects > 0, "{report}");
+    let solved = report.solve_latency_ms.count;
+    assert_eq!(
+        solved,
+        report.connected + report.reconnects,
+        "one challenge per connection: {report}"
+    );
+    assert!(report.solve_latency_ms.max > 0.0, "{report}");
+    assert!(report.to_string().contains("solve"), "{report}");
+    let (_, metrics) = common::http_get(server.addr, "/metrics").await;
+    let passed = format!(
+        "tandem_challenges_passed_total{{node=\"{}\"}} {solved}",
+        server.node.id().0
+    );
+    assert!(metrics.contains(&passed), "{passed} in {metrics}");
+    server.shutdown().await.unwrap();
+}
+
 #[actix_rt::test]
 async fn bincode_users_are_measured_alike() {
-    let server = generous_server();
+    // Challenges on: welcome's challenge and join's proof travel in bincode too.
+    let server = challenging_server();
     let mut args = LoadtestArgs {
         targets: vec![format!("ws://{}/ws", server.addr)],
         clients: 10,
@@ -117,6 +172,7 @@ async fn bincode_users_are_measured_alike() {
         .expect("the load test could not run");
 
     assert_eq!(report.codec, "bincode");
+    assert!(report.solve_latency_ms.count >= 10, "{report}");
     assert_eq!(report.violations, 0, "{report}");
     assert_eq!(report.connection_failures, 0, "{report}");
     assert!(report.matches > 0 && report.msgs_received > 0, "{report}");

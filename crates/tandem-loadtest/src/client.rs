@@ -147,12 +147,15 @@ struct User<'a> {
     awaiting_match: Option<Instant>,
     /// `leave` is sent: answer nothing with a new `join`.
     leaving: bool,
+    /// The solution of this connection's challenge, for its first `join`.
+    proof: Option<String>,
 }
 
 impl<'a> User<'a> {
     async fn connect(plan: &'a UserPlan, rec: &'a Recorder) -> Result<Self, Failure> {
         let (ws, welcome) = open(plan, rec, &plan.url).await?;
         Recorder::record_latency(&rec.connect_latency, plan.start_at, Instant::now());
+        let proof = solve(rec, &welcome).await?;
         Ok(User {
             ws,
             plan,
@@ -165,6 +168,7 @@ impl<'a> User<'a> {
             chat: None,
             awaiting_match: None,
             leaving: false,
+            proof,
         })
     }
 
@@ -309,6 +313,7 @@ impl<'a> User<'a> {
         let (ws, welcome) = open(self.plan, self.rec, &url).await?;
         self.ws = ws;
         self.session = welcome.session;
+        self.proof = solve(self.rec, &welcome).await?;
         if welcome.client_id != self.client_id {
             self.rec.violations.record(ViolationKind::ClientIdNotKept);
         }
@@ -328,7 +333,10 @@ impl<'a> User<'a> {
 
     async fn join(&mut self, due: Instant) -> Result<(), Failure> {
         self.awaiting_match = Some(due);
-        let join = ClientMsg::Join(self.plan.profile.join());
+        let mut join = self.plan.profile.join();
+        // Only the first join of a connection proves anything; later ones need not.
+        join.proof = self.proof.take();
+        let join = ClientMsg::Join(join);
         self.send(&join).await?;
         self.rec.joins.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -559,6 +567,19 @@ impl<'a> User<'a> {
         }
         Ok(())
     }
+}
+
+/// Solves the challenge of `welcome`, if it carries one, off the runtime's threads, and
+/// records how long that took.
+async fn solve(rec: &Recorder, welcome: &Welcome) -> Result<Option<String>, Failure> {
+    let Some(challenge) = welcome.challenge.clone() else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    let solved = tokio::task::spawn_blocking(move || super::challenge::solve(&challenge)).await;
+    let proof = solved.ok().flatten().ok_or(Failure::Challenge)?;
+    Recorder::record_latency(&rec.solve_latency, started, Instant::now());
+    Ok(Some(proof))
 }
 
 /// Opens a connection to `url` (with the user's country header) and reads its `welcome`.

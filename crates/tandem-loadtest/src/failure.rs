@@ -15,6 +15,8 @@ pub enum Failure {
     Closed,
     /// No answer to `leave` in time at the end of the run.
     Leave,
+    /// The node's challenge could not be solved.
+    Challenge,
 }
 
 impl Failure {
@@ -27,6 +29,7 @@ impl Failure {
             Self::Send => "send",
             Self::Closed => "closed",
             Self::Leave => "leave",
+            Self::Challenge => "challenge",
         }
     }
 }

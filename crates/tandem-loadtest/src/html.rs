@@ -50,6 +50,7 @@ pub fn render(report: &Report) -> String {
         ("message", &report.msg_latency_ms),
         ("signal", &report.signal_latency_ms),
         ("connect", &report.connect_latency_ms),
+        ("solve", &report.solve_latency_ms),
     ] {
         let _ = writeln!(
             page,

@@ -125,6 +125,7 @@ impl InprocReport {
             msg_latency_ms: LatencySummary::default(),
             signal_latency_ms: LatencySummary::default(),
             connect_latency_ms: LatencySummary::default(),
+            solve_latency_ms: LatencySummary::default(),
             errors: 0,
             errors_by_code: BTreeMap::new(),
             connection_failures: 0,

@@ -12,6 +12,7 @@
 
 mod args;
 mod assertions;
+mod challenge;
 mod chat_line;
 mod checks;
 mod client;

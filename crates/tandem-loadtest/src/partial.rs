@@ -54,6 +54,9 @@ pub struct Partial {
     pub msg_latency: Vec<(u64, u64)>,
     /// Connect latency, likewise.
     pub connect_latency: Vec<(u64, u64)>,
+    /// Challenge solve time, likewise.
+    #[serde(default)]
+    pub solve_latency: Vec<(u64, u64)>,
     /// `error` messages by code.
     pub errors: BTreeMap<String, u64>,
     /// Connection failures by kind.
@@ -121,6 +124,7 @@ impl Partial {
             match_latency: recorded_pairs(&rec.match_latency.lock()),
             msg_latency: recorded_pairs(&rec.msg_latency.lock()),
             connect_latency: recorded_pairs(&rec.connect_latency.lock()),
+            solve_latency: recorded_pairs(&rec.solve_latency.lock()),
             errors: rec.errors.lock().clone(),
             connection_failures: rec.connection_failures.lock().clone(),
             violations: rec
@@ -160,6 +164,7 @@ pub fn merge(partials: Vec<Partial>, rec: &Recorder) {
         add_pairs(&rec.match_latency, &part.match_latency);
         add_pairs(&rec.msg_latency, &part.msg_latency);
         add_pairs(&rec.connect_latency, &part.connect_latency);
+        add_pairs(&rec.solve_latency, &part.solve_latency);
         add_counts(&mut rec.errors.lock(), part.errors);
         add_counts(
             &mut rec.connection_failures.lock(),
@@ -285,6 +290,7 @@ mod tests {
             match_latency: recorded_pairs(&histogram_of([1000])),
             msg_latency: Vec::new(),
             connect_latency: recorded_pairs(&histogram_of([500])),
+            solve_latency: recorded_pairs(&histogram_of([300])),
             errors: BTreeMap::from([("stale_chat".to_owned(), 1)]),
             connection_failures: BTreeMap::new(),
             violations: BTreeMap::new(),
@@ -314,6 +320,7 @@ mod tests {
         assert_eq!(rec.reconnects.load(Ordering::Relaxed), 2);
         assert_eq!(rec.ledger.chats(), 1);
         assert_eq!(rec.connect_latency.lock().len(), 2);
+        assert_eq!(rec.solve_latency.lock().len(), 2, "solve times merge too");
         assert_eq!(rec.errors.lock()["stale_chat"], 2);
         let seconds = rec.seconds();
         assert_eq!((seconds[1].matches, seconds[1].msgs), (1, 2));

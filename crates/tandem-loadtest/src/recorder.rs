@@ -63,6 +63,8 @@ pub struct Recorder {
     pub signal_latency: Mutex<Histogram<u64>>,
     /// Scheduled connect to `welcome` received.
     pub connect_latency: Mutex<Histogram<u64>>,
+    /// `welcome` to a solved challenge (only when the node asks one).
+    pub solve_latency: Mutex<Histogram<u64>>,
     /// Users with an open connection right now.
     pub connected: AtomicI64,
     /// Users in a chat right now.
@@ -110,6 +112,7 @@ impl Recorder {
             msg_latency: Mutex::new(latency_histogram()),
             signal_latency: Mutex::new(latency_histogram()),
             connect_latency: Mutex::new(latency_histogram()),
+            solve_latency: Mutex::new(latency_histogram()),
             connected: AtomicI64::new(0),
             in_chat: AtomicI64::new(0),
             joins: AtomicU64::new(0),

@@ -115,13 +115,17 @@ pub struct Report {
     pub signal_latency_ms: LatencySummary,
     /// Scheduled connect to `welcome`.
     pub connect_latency_ms: LatencySummary,
+    /// `welcome` to its challenge solved, per connection (count 0 when the node asks none).
+    #[serde(default)]
+    pub solve_latency_ms: LatencySummary,
     /// `error` messages, expected ones (`stale_chat`) left out.
     pub errors: u64,
     /// Every `error` by code, expected ones included.
     pub errors_by_code: BTreeMap<String, u64>,
     /// Users whose connection failed or broke before the end.
     pub connection_failures: u64,
-    /// The same, by what failed (`connect`, `handshake`, `welcome`, `send`, `closed`, `leave`).
+    /// The same, by what failed (`connect`, `handshake`, `welcome`, `challenge`, `send`,
+    /// `closed`, `leave`).
     pub connection_failures_by_kind: BTreeMap<String, u64>,
     /// Broken promises; any makes the run fail.
     pub violations: u64,
@@ -170,6 +174,7 @@ impl Report {
         let msg_latency = rec.msg_latency.lock();
         let signal_latency = rec.signal_latency.lock();
         let connect_latency = rec.connect_latency.lock();
+        let solve_latency = rec.solve_latency.lock();
         Report {
             targets,
             codec: codec.to_owned(),
@@ -195,6 +200,7 @@ impl Report {
             msg_latency_ms: summarize(&msg_latency),
             signal_latency_ms: summarize(&signal_latency),
             connect_latency_ms: summarize(&connect_latency),
+            solve_latency_ms: summarize(&solve_latency),
             errors: errors_by_code
                 .iter()
                 .filter(|(code, _)| !EXPECTED_ERRORS.contains(&code.as_str()))
@@ -234,6 +240,7 @@ impl Report {
                 "msg" => Some(&self.msg_latency_ms),
                 "signal" => Some(&self.signal_latency_ms),
                 "connect" => Some(&self.connect_latency_ms),
+                "solve" => Some(&self.solve_latency_ms),
                 _ => None,
             };
             if let Some(l) = latency {
@@ -378,6 +385,7 @@ impl fmt::Display for Report {
             ("message", &self.msg_latency_ms),
             ("signal", &self.signal_latency_ms),
             ("connect", &self.connect_latency_ms),
+            ("solve", &self.solve_latency_ms),
         ] {
             writeln!(
                 f,
