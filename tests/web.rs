@@ -1492,3 +1492,53 @@ async fn simulated_users(addr: SocketAddr, length: Duration) {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
+
+#[actix_rt::test]
+async fn the_page_solves_the_default_challenge_in_a_worker_and_starts_a_chat() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    // The challenge as `tandem serve` asks it by default.
+    let mut args = generous_args();
+    args.challenge = true;
+    args.challenge_difficulty = tandem_server::abuse::ChallengeSettings::default().difficulty;
+    args.challenge_cost = tandem_server::abuse::ChallengeSettings::default().cost;
+    let server = start_server_with(args);
+    let url = format!("http://{}/", server.addr);
+    let browser = Browser::launch().await;
+    let alice = browser.page("alice", &url).await;
+    let bob = browser.page("bob", &url).await;
+
+    // Touching the form opens the connection and starts the work, before Start.
+    alice
+        .wait_for("the form", "window.tandem?.phase === 'landing'", STEP)
+        .await;
+    alice.click("#adult").await;
+    alice
+        .wait_for(
+            "the challenge solved while on the form",
+            "typeof window.tandem.solvedIn === 'number' && window.tandem.phase === 'landing'",
+            BROWSER_STEP,
+        )
+        .await;
+    alice.click("#adult").await;
+    let chat = pair_in_text(&alice, &bob).await;
+    say(&alice, &bob, "proved and paired").await;
+    for page in [&alice, &bob] {
+        let took = page.eval("window.tandem.solvedIn").await.as_f64().unwrap();
+        eprintln!(
+            "[{}] solved the default challenge in {took:.0} ms",
+            page.name
+        );
+    }
+    let (_, metrics) = http_get(server.addr, "/metrics").await;
+    let passed = format!(
+        "tandem_challenges_passed_total{{node=\"{}\"}} 2",
+        server.node.id().0
+    );
+    assert!(metrics.contains(&passed), "{passed} in {metrics}");
+    assert!(
+        metrics.contains("tandem_challenges_required_total{node=") && !chat.is_empty(),
+        "{metrics}"
+    );
+    assert_no_problems(&[&alice, &bob]);
+    server.shutdown().await.unwrap();
+}

@@ -49,6 +49,8 @@ pub const ASSETS: &[Asset] = &[
     asset!(Public, "chat.css", CSS),
     asset!(Public, "app.js", JS),
     asset!(Public, "connection.js", JS),
+    asset!(Public, "challenge.js", JS),
+    asset!(Public, "challenge-worker.js", JS),
     asset!(Public, "landing.js", JS),
     asset!(Public, "log.js", JS),
     asset!(Public, "call.js", JS),

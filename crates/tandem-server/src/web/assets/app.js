@@ -11,6 +11,7 @@
 // "Your data" panel on the landing view.
 
 import { Call } from './call.js';
+import { Prover } from './challenge.js';
 import { Connection } from './connection.js';
 import { Landing, cameraErrorText, openCamera } from './landing.js';
 import { ChatLog } from './log.js';
@@ -105,6 +106,12 @@ const state = {
 };
 
 const connection = new Connection();
+const prover = new Prover();
+/** Joins started; a join still waiting for its proof gives up when another starts. */
+let joins = 0;
+/** Fresh challenges answered in a row for one join: a node that keeps refusing is told. */
+let challengeRetries = 0;
+const MAX_CHALLENGE_RETRIES = 3;
 const landing = new Landing($('start-form'));
 const log = new ChatLog($('log'), $('typing'));
 const saveChat = new SaveChat({
@@ -161,10 +168,36 @@ function enterChat() {
   }
 }
 
-function join() {
+async function join() {
   const { mode, lang, interests: tags, countries: codes } = state.prefs;
-  connection.send({ type: 'join', adult: true, mode, lang, interests: tags, countries: codes });
+  const message = { type: 'join', adult: true, mode, lang, interests: tags, countries: codes };
+  const mine = ++joins;
+  if (prover.needed) {
+    // The first join of a connection proves the browser did the node's work; it is
+    // usually done by now, while the form was filled in.
+    setPhase('connecting');
+    ui.status.textContent = 'Checking your browser…';
+    const proof = await prover.proof();
+    if (mine !== joins || state.phase !== 'connecting' || !connection.ready) return;
+    if (proof) message.proof = proof;
+    prover.spent();
+  }
+  connection.send(message);
   setPhase('waiting');
+}
+
+/** A join refused for its proof: solve the fresh challenge and join again. */
+function onChallengeRefused(message) {
+  prover.reset(message.challenge ?? null);
+  if (state.phase !== 'waiting') return;
+  if (challengeRetries >= MAX_CHALLENGE_RETRIES) {
+    challengeRetries = 0;
+    stop();
+    landing.showError('Your browser could not pass the check against bots. Please try again.');
+    return;
+  }
+  challengeRetries += 1;
+  join();
 }
 
 function stop() {
@@ -263,7 +296,9 @@ function remoteNoteText(phase) {
 
 // ---- server messages -------------------------------------------------------------------
 
-function onWelcome() {
+function onWelcome(welcome) {
+  prover.reset(welcome.challenge ?? null);
+  challengeRetries = 0;
   hideBanner();
   refreshOnline();
   if (state.phase === 'connecting') {
@@ -288,6 +323,12 @@ function onMessage(message) {
     onReportError(message);
     return;
   }
+  if (message.type === 'error'
+      && (message.code === 'challenge_required' || message.code === 'challenge_failed')) {
+    onChallengeRefused(message);
+    return;
+  }
+  if (message.type === 'waiting' || message.type === 'matched') challengeRetries = 0;
   // So may the answer to "Save this chat".
   if (saveChat.handle(message)) return;
   if (state.phase === 'landing' || state.phase === 'banned') return;
@@ -861,7 +902,14 @@ ui.unmute.addEventListener('click', () => {
   ui.remoteVideo.muted = false;
   ui.unmute.hidden = true;
 });
-connection.addEventListener('welcome', onWelcome);
+connection.addEventListener('welcome', (event) => onWelcome(event.detail));
+// The node's challenge is solved while the form is filled in: the connection opens at the
+// first touch of the form.
+for (const type of ['focusin', 'input', 'pointerdown']) {
+  $('start-form').addEventListener(type, () => {
+    if (state.phase === 'landing' && !connection.wanted) connection.open();
+  }, { once: true });
+}
 connection.addEventListener('message', (event) => onMessage(event.detail));
 connection.addEventListener('down', (event) => onConnectionDown(event.detail.retryIn));
 connection.addEventListener('banned', (event) => onBanned(event.detail));
@@ -875,6 +923,8 @@ window.tandem = Object.freeze({
   get chat() { return state.chat; },
   get pc() { return state.call?.pc ?? null; },
   get connected() { return connection.ready; },
+  /** How long the last challenge took to solve, in ms (null: none solved yet). */
+  get solvedIn() { return prover.took; },
   get previousChat() { return state.previous?.chat ?? null; },
   /** The last `log_saved` ({chat, url, delete_url}), or null. */
   get savedLog() { return saveChat.saved; },
