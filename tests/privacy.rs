@@ -45,11 +45,19 @@ async fn user(addr: SocketAddr, ip: &str, device: &str) -> Client {
     .client()
 }
 
-/// `a` and `b` join with the interest `music` and meet.
+/// `a` and `b` join with the interest `music` (and the solution of their challenge, when
+/// the node asks one) and meet.
 async fn meet(a: &mut Client, b: &mut Client) -> ChatId {
-    let music = || join_with(|j| j.interests = vec!["music".into()]);
-    a.send(&music()).await;
-    b.send(&music()).await;
+    let music = |client: &Client| {
+        let proof = (client.welcome.challenge.as_ref())
+            .map(tandem_server::abuse::challenge::solve);
+        join_with(|j| {
+            j.interests = vec!["music".into()];
+            j.proof = proof;
+        })
+    };
+    a.send(&music(a)).await;
+    b.send(&music(b)).await;
     let chat = matched(a).await;
     assert_eq!(matched(b).await, chat);
     chat
@@ -478,11 +486,16 @@ fn fleeting(mut args: ServeArgs) -> ServeArgs {
     args.auto_ban_window = Duration::from_secs(1);
     args.auto_ban_repeat_window = Duration::from_secs(1);
     args.purge_interval = Duration::from_millis(50);
+    // Challenges that expire (and whose spent records go) a second after issue.
+    args.challenge = true;
+    args.challenge_difficulty = 1;
+    args.challenge_cost = 1;
+    args.challenge_lifetime = Duration::from_secs(1);
     args
 }
 
 /// Puts a record in every bucket through the node: a report (with a block and a tally), a
-/// saved log, a ban for one second (with its audit entry).
+/// saved log, a ban for one second (with its audit entry), two spent challenges.
 async fn fill_every_bucket(addr: SocketAddr) {
     let mut a = user(addr, "192.0.2.1", "device-aaaa-5").await;
     let mut b = user(addr, "192.0.2.2", "device-bbbb-5").await;
