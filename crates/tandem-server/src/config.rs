@@ -240,7 +240,7 @@ pub struct ServeArgs {
 
     /// The proof-of-work challenge every connection solves before its first `join`
     /// (`welcome.challenge`, `join.proof`): `on` or `off`.
-    #[arg(long, env = "TANDEM_CHALLENGE", default_value = "on", value_parser = on_off)]
+    #[arg(long, env = "TANDEM_CHALLENGE", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
     pub challenge: bool,
 
     /// Keys a client derives on average to solve a challenge (the work it is asked); doubled
@@ -522,6 +522,9 @@ mod tests {
             args.settings().unwrap().challenge,
             ChallengeSettings::default()
         );
-        assert!(parse(&["--challenge", "maybe"]).challenge);
+        assert!(args.challenge);
+        assert!(!parse(&["--challenge", "off"]).challenge);
+        assert!(parse(&["--challenge", "on"]).challenge);
+        assert!(on_off("maybe").is_err());
     }
 }
