@@ -49,8 +49,7 @@ async fn user(addr: SocketAddr, ip: &str, device: &str) -> Client {
 /// the node asks one) and meet.
 async fn meet(a: &mut Client, b: &mut Client) -> ChatId {
     let music = |client: &Client| {
-        let proof = (client.welcome.challenge.as_ref())
-            .map(tandem_server::abuse::challenge::solve);
+        let proof = (client.welcome.challenge.as_ref()).map(tandem_server::abuse::challenge::solve);
         join_with(|j| {
             j.interests = vec!["music".into()];
             j.proof = proof;

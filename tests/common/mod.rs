@@ -28,7 +28,8 @@ pub const CLUSTER_KEY: &str = "dGFuZGVtIHRlc3QgY2x1c3RlciBrZXkgMzIgYnl0ZXM=";
 pub const STEP: Duration = Duration::from_secs(5);
 
 /// Args for a test server: ephemeral port, two workers and two shards, a data directory of
-/// its own, no proof-of-work challenge (tests/challenge.rs turns it on).
+/// its own, no proof-of-work challenge and no text filter (tests/challenge.rs and
+/// tests/filter.rs turn them on).
 pub fn test_args() -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -36,6 +37,8 @@ pub fn test_args() -> ServeArgs {
         workers: Some(2),
         data_dir: data_dir(),
         challenge: false,
+        filter_links: tandem_server::abuse::filter::LinkPolicy::Never,
+        blast_chats: 0,
         ..ServeArgs::default()
     }
 }

@@ -8,6 +8,7 @@ use clap::Args;
 use tandem_proto::duration::parse_duration;
 
 use crate::abuse::challenge::{ChallengeSettings, MAX_LIFETIME};
+use crate::abuse::filter::{FilterSettings, LinkPolicy, Profanity};
 use crate::admin::{AdminTokenError, AdminTokens};
 use crate::gateway::HandshakeSettings;
 use crate::ice::IceConfig;
@@ -256,6 +257,29 @@ pub struct ServeArgs {
     #[arg(long, env = "TANDEM_CHALLENGE_LIFETIME", default_value = "10m", value_parser = parse_duration)]
     pub challenge_lifetime: Duration,
 
+    /// When chat lines with a link or an e-mail address are withheld: `until:N` (until both
+    /// sides of the chat have written N lines), `always` or `never`.
+    #[arg(long, env = "TANDEM_FILTER_LINKS", default_value = "until:3")]
+    pub filter_links: LinkPolicy,
+
+    /// The operator's list of words, phrases and patterns whose lines are withheld: one per
+    /// line, `#` comments, `re:` for a regular expression. Read again when it changes.
+    #[arg(long, env = "TANDEM_FILTER_FILE")]
+    pub filter_file: Option<std::path::PathBuf>,
+
+    /// Different chats the same (or a near-identical) line may reach from one client or
+    /// address within --blast-window before it is withheld and counted as a strike; 0: off.
+    #[arg(long, env = "TANDEM_BLAST_CHATS", default_value_t = FilterSettings::default().blast_chats)]
+    pub blast_chats: u32,
+
+    /// The window of --blast-chats.
+    #[arg(long, env = "TANDEM_BLAST_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub blast_window: Duration,
+
+    /// Profanity in chat lines: `off`, `mask` (asterisks) or `block` (withheld).
+    #[arg(long, env = "TANDEM_PROFANITY", default_value = "off")]
+    pub profanity: Profanity,
+
     /// Joining a cluster over NATS.
     #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
@@ -359,6 +383,13 @@ impl ServeArgs {
                 repeat_window: self.auto_ban_repeat_window,
                 longest: self.auto_ban_max,
             },
+            filter: FilterSettings {
+                links: self.filter_links,
+                blast_chats: self.blast_chats,
+                blast_window: self.blast_window,
+                phrases: self.filter_file.clone(),
+                profanity: self.profanity,
+            },
             challenge: ChallengeSettings {
                 on: self.challenge,
                 difficulty: self.challenge_difficulty,
@@ -417,6 +448,8 @@ pub struct Settings {
     pub retention: Retention,
     /// The proof-of-work challenge.
     pub challenge: ChallengeSettings,
+    /// The text filter.
+    pub filter: FilterSettings,
 }
 
 /// The shortest entitlement secret or admin token accepted: an empty or short one (an unset
@@ -526,5 +559,6 @@ mod tests {
         assert!(!parse(&["--challenge", "off"]).challenge);
         assert!(parse(&["--challenge", "on"]).challenge);
         assert!(on_off("maybe").is_err());
+        assert_eq!(args.settings().unwrap().filter, FilterSettings::default());
     }
 }

@@ -12,7 +12,10 @@ use tandem_engine::session::SessionEvent;
 use tandem_ids::NodeId;
 use tracing::info;
 
-use crate::abuse::{Abuse, Challenges};
+use crate::abuse::{Abuse, Challenges, Filter};
+
+/// How often the filter's phrase file is checked for changes.
+const FILTER_FILE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::admin::Dashboard;
 use crate::cluster::nats::Receivers;
 use crate::cluster::{ClusterStats, NatsBus};
@@ -42,6 +45,8 @@ pub struct RunningServer {
     follower: actix_rt::task::JoinHandle<()>,
     /// Removes what is past its retention.
     purger: actix_rt::task::JoinHandle<()>,
+    /// Reads the filter's phrase file again when it changes.
+    filter_follower: actix_rt::task::JoinHandle<()>,
     /// The moderation store, closed at shutdown.
     store: StoreSlot,
 }
@@ -103,8 +108,11 @@ impl RunningServer {
                     || settings.handshake.country_header.is_some(),
             },
         ));
+        let filter = Arc::new(Filter::new(settings.filter).map_err(io::Error::other)?);
+        let filter_follower = actix_rt::spawn(Arc::clone(&filter).follow(FILTER_FILE_CHECK));
         let abuse = Arc::new(Abuse {
             challenges: Challenges::new(settings.challenge, &secret, moderation.store().clone()),
+            filter,
         });
         let follower = actix_rt::spawn(Arc::clone(&moderation.bans).follow());
         let purger = actix_rt::spawn(Arc::clone(&moderation).purge_every(args.purge_interval));
@@ -176,6 +184,7 @@ impl RunningServer {
             moderation,
             follower,
             purger,
+            filter_follower,
             store: store_slot,
         })
     }
@@ -211,6 +220,7 @@ impl RunningServer {
         let result = self.task.await.unwrap_or(Ok(()));
         self.follower.abort();
         self.purger.abort();
+        self.filter_follower.abort();
         let _ = self.follower.await;
         let _ = self.purger.await;
         if let Some(store) = self.store.current() {

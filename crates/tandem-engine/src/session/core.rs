@@ -270,6 +270,17 @@ impl SessionCore {
         self.previous = None;
     }
 
+    /// Lines written so far in `chat` by this user and by the partner, if `chat` is the
+    /// current chat and this user may write in it (not its spy).
+    pub fn written(&self, chat: ChatId) -> Option<(u32, u32)> {
+        if matches!(self.group, Some(ChatGroup::Spying)) {
+            return None;
+        }
+        (self.current.as_ref())
+            .filter(|t| t.chat == chat && t.ended.is_none())
+            .map(Transcript::written)
+    }
+
     /// `msg`, `typing` or `signal` written by this user for `chat`.
     pub fn input(&mut self, chat: ChatId, item: ChatInput, now: Instant, out: &mut Vec<Effect>) {
         if let ChatInput::Msg(text) = &item {

@@ -51,6 +51,9 @@ pub(super) struct Transcript {
     bytes: usize,
     /// When the chat ended, once it has.
     pub ended: Option<Instant>,
+    /// Lines written so far by this side and by the partner (all of them, not only those
+    /// kept).
+    written: (u32, u32),
 }
 
 impl Transcript {
@@ -79,11 +82,23 @@ impl Transcript {
             lines: VecDeque::new(),
             bytes: 0,
             ended: None,
+            written: (0, 0),
         }
+    }
+
+    /// Lines written so far by this side and by the partner.
+    pub fn written(&self) -> (u32, u32) {
+        self.written
     }
 
     /// Keeps a line, dropping the oldest beyond the bounds.
     pub fn push(&mut self, at: Instant, mine: bool, text: &str) {
+        let count = if mine {
+            &mut self.written.0
+        } else {
+            &mut self.written.1
+        };
+        *count = count.saturating_add(1);
         self.bytes += text.len();
         self.lines.push_back(Line {
             at,

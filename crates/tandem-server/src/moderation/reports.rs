@@ -129,6 +129,25 @@ impl Reports {
         if !self.allowance.take(filing.reporter.client.key(), now) {
             return Err(ReportError::RateLimited);
         }
+        let id = self.merge(&filing, now).await?;
+        self.block(&filing, now).await?;
+        self.run_rule(&filing, &id, now).await?;
+        Ok(id)
+    }
+
+    /// Files a strike by the node's own filter (`filing.reporter`, the filter's identity)
+    /// against `filing.reported`: merged into the report of that chat as a user's report is,
+    /// with what was withheld as evidence, and counted by the automatic rule as one more
+    /// reporter. No allowance and no blocks: the filter reports only what it caught.
+    pub async fn strike(&self, filing: Filing) -> Result<String, ReportError> {
+        let now = unix_now();
+        let id = self.merge(&filing, now).await?;
+        self.run_rule(&filing, &id, now).await?;
+        Ok(id)
+    }
+
+    /// Adds the filing's reporter to the report of its chat (made if new); the report's id.
+    async fn merge(&self, filing: &Filing, now: u64) -> Result<String, ReportError> {
         let store = self.store.get().await?;
         let id = report_id(filing.chat, &filing.reported.client);
         let reporter = Reporter {
@@ -169,6 +188,14 @@ impl Reports {
             // Counted once per reporter of a chat.
             self.stats.report(filing.reason);
         }
+        Ok(id)
+    }
+}
+
+impl Reports {
+    /// Blocks `filing.reported` for its reporter.
+    async fn block(&self, filing: &Filing, now: u64) -> Result<(), ReportError> {
+        let store = self.store.get().await?;
         let blocked = filing.reported.client.key();
         store
             .modify::<Blocks, _>(
@@ -189,8 +216,7 @@ impl Reports {
                 },
             )
             .await?;
-        self.run_rule(&filing, &id, now).await?;
-        Ok(id)
+        Ok(())
     }
 
     /// Counts the report towards the automatic rule, and bans if it trips.

@@ -25,6 +25,7 @@ use tracing::{debug, info, warn, Span};
 
 use super::limits::Kind;
 use super::{preferences, RateLimits, SessionEnv, Verdict};
+use crate::abuse::filter::{FilterRule, Sender, Verdict as Filtered, Written};
 use crate::abuse::ChallengeError;
 use crate::gateway::frames::Breach;
 use crate::metrics::{CloseCause, RelayKind};
@@ -75,6 +76,8 @@ pub struct UserSession {
     who: Arc<Identity>,
     /// From `Accept-Language`, for joins that name no language.
     default_lang: Lang,
+    /// The user's country, as the server decided it.
+    country: Country,
     /// The writer's queue; `None` once closing.
     out: Option<mpsc::Sender<Outgoing>>,
     /// The writer task, aborted when the client is too slow to drain it.
@@ -154,6 +157,7 @@ impl UserSession {
                 ),
                 limits: RateLimits::new(&env.settings.limits, now),
                 default_lang,
+                country,
                 env,
                 codec,
                 who,
@@ -283,10 +287,7 @@ impl UserSession {
             ClientMsg::Join(join) => self.join(&join, now, &mut effects, ctx),
             ClientMsg::Next => self.core.next(now, &mut effects),
             ClientMsg::Leave => self.core.leave(now, &mut effects),
-            ClientMsg::Msg { chat, text } => {
-                self.core
-                    .input(chat, ChatInput::Msg(text), now, &mut effects)
-            }
+            ClientMsg::Msg { chat, text } => self.msg(chat, text, now, &mut effects, ctx),
             ClientMsg::Typing { chat, on } => {
                 self.core
                     .input(chat, ChatInput::Typing(on), now, &mut effects)
@@ -302,6 +303,73 @@ impl UserSession {
             ClientMsg::Ping => self.core.ping(&mut effects),
         }
         self.apply(effects, ctx);
+    }
+
+    /// `msg`: a line of the current chat passes the filter first (a withheld one goes no
+    /// further), then the state machine.
+    fn msg(
+        &mut self,
+        chat: ChatId,
+        text: String,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+        ctx: &mut Context<Self>,
+    ) {
+        // Stale, foreign or over-long lines are the state machine's to refuse.
+        let written = (self.core.written(chat))
+            .filter(|_| text.chars().count() <= tandem_engine::session::MAX_TEXT_CHARS);
+        let text = match written {
+            None => text,
+            Some((mine, theirs)) => {
+                let sender = Sender {
+                    client: self.who.client.key(),
+                    ip: self.who.ip,
+                };
+                let written = Written { mine, theirs };
+                match (self.env.abuse.filter).check(&text, written, sender, chat, now) {
+                    Filtered::Pass => text,
+                    Filtered::Masked(masked) => masked,
+                    Filtered::Withhold(rule) => {
+                        debug!(parent: &self.span, rule = rule.as_str(), "line withheld");
+                        if rule == FilterRule::Blast {
+                            self.strike(chat, text, ctx);
+                        }
+                        let msg = ServerMsg::error(ErrorCode::Filtered, rule.message());
+                        return effects.push(Effect::Send(msg));
+                    }
+                }
+            }
+        };
+        self.core.input(chat, ChatInput::Msg(text), now, effects);
+    }
+
+    /// Hands a blast to moderation as the filter's strike against this user, with the line
+    /// as its evidence.
+    fn strike(&mut self, chat: ChatId, text: String, ctx: &mut Context<Self>) {
+        let filing = Filing {
+            chat,
+            reporter: Arc::new(Identity::of(filter_identity())),
+            reported: Arc::clone(&self.who),
+            country: self.country.to_string(),
+            reason: Reason::Spam,
+            note: Some("the same line into many chats (blast filter)".into()),
+            evidence: vec![EvidenceLine {
+                at_ms: wall_ms(Instant::now(), Instant::now()),
+                from: "reported".into(),
+                text,
+            }],
+        };
+        let env = Arc::clone(&self.env);
+        let struck = async move { env.moderation.reports.strike(filing).await };
+        ctx.spawn(struck.into_actor(self).map(|struck, act, _| match struck {
+            Ok(_) => {
+                let stats = &act.env.abuse.filter.stats;
+                stats.strikes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => {
+                warn!(parent: &act.span, error = %err, "a filter strike could not be stored");
+            }
+        }));
     }
 
     /// `report`: the reason and the note checked, then the state machine (which finds the
@@ -725,6 +793,11 @@ impl Handler<SessionEvent> for UserSession {
         self.core.event(event, Instant::now(), &mut effects);
         self.apply(effects, ctx);
     }
+}
+
+/// Who the filter's strikes are filed by, as a reporter.
+fn filter_identity() -> tandem_ids::ClientId {
+    tandem_ids::ClientId::parse("filter.blast").expect("a valid id")
 }
 
 /// A report's lines as the store keeps them: times in Unix milliseconds, sides named from
