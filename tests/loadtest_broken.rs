@@ -79,6 +79,7 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
             joins_per_sec: 1000,
             msgs_per_sec: 1000,
             signals_per_sec: 1000,
+            snapshot_interval_ms: 0,
         },
         proto: 1,
         node: "broken".into(),

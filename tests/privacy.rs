@@ -490,11 +490,13 @@ fn fleeting(mut args: ServeArgs) -> ServeArgs {
     args.challenge_difficulty = 1;
     args.challenge_cost = 1;
     args.challenge_lifetime = Duration::from_secs(1);
+    args.snapshot_retention = Duration::ZERO;
     args
 }
 
 /// Puts a record in every bucket through the node: a report (with a block and a tally), a
-/// saved log, a ban for one second (with its audit entry), two spent challenges.
+/// saved log, a ban for one second (with its audit entry), spent challenges, a flagged
+/// video still.
 async fn fill_every_bucket(addr: SocketAddr) {
     let mut a = user(addr, "192.0.2.1", "device-aaaa-5").await;
     let mut b = user(addr, "192.0.2.2", "device-bbbb-5").await;
@@ -506,6 +508,34 @@ async fn fill_every_bucket(addr: SocketAddr) {
                      "reason": "briefly"});
     let (status, body) = api(addr, "POST", "/admin/api/bans", Some(ban)).await;
     assert_eq!(status, 201, "{body}");
+    // A video still the classifier flags.
+    let mut c = user(addr, "192.0.2.3", "device-cccc-5").await;
+    let mut d = user(addr, "192.0.2.4", "device-dddd-5").await;
+    let video = |client: &Client| {
+        let proof = (client.welcome.challenge.as_ref())
+            .map(tandem_server::abuse::challenge::solve);
+        join_with(|j| {
+            j.mode = Some("video".into());
+            j.proof = proof;
+        })
+    };
+    c.send(&video(&c)).await;
+    d.send(&video(&d)).await;
+    let chat = matched(&mut c).await;
+    assert_eq!(matched(&mut d).await, chat);
+    let still = common::classifier::jpeg(b"NSFW");
+    let frame = tandem_proto::encode_snapshot_frame(chat, &still);
+    c.send_raw(tokio_tungstenite::tungstenite::Message::binary(frame))
+        .await;
+    c.expect_error(ErrorCode::Filtered).await;
+}
+
+/// Flags of a node whose video stills go to a classifier on this machine.
+async fn with_classifier(mut args: ServeArgs) -> ServeArgs {
+    let seen = std::sync::Arc::new(common::classifier::Seen::default());
+    args.moderation_webhook = Some(common::classifier::classifier(seen).await);
+    args.snapshot_key = Some("KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".into());
+    args
 }
 
 /// Waits until the node's purge has removed something from every bucket.
@@ -534,7 +564,7 @@ async fn purged_from_every_bucket(addr: SocketAddr) {
 
 #[actix_rt::test]
 async fn every_category_is_purged_to_nothing_in_the_embedded_store() {
-    let flags = fleeting(args());
+    let flags = with_classifier(fleeting(args())).await;
     let data_dir = flags.data_dir.clone();
     let server = start_server_with(flags);
     fill_every_bucket(server.addr).await;
@@ -561,7 +591,7 @@ async fn every_category_is_purged_to_nothing_in_the_embedded_store() {
 #[actix_rt::test]
 async fn every_category_is_purged_to_nothing_in_jetstream_history_included() {
     let nats = NatsServer::start();
-    let mut flags = fleeting(args());
+    let mut flags = with_classifier(fleeting(args())).await;
     flags.cluster.nats = vec![nats.url()];
     flags.cluster.cluster_name = "purgetest".into();
     flags.id_secret = Some("the purge test cluster's secret".into());

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cdp;
+pub mod classifier;
 pub mod nats;
 pub mod process;
 
@@ -344,6 +345,7 @@ fn placeholder_welcome() -> Welcome {
             joins_per_sec: 0,
             msgs_per_sec: 0,
             signals_per_sec: 0,
+            snapshot_interval_ms: 0,
         },
         proto: 0,
         node: String::new(),

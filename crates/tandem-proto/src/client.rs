@@ -34,12 +34,21 @@ pub enum ClientMsg {
     SaveLog { chat: ChatId },
     /// Application-level ping; the server answers `pong`.
     Ping,
+    /// A still of the sender's own camera during the video chat `chat`, for automated
+    /// moderation: JPEG or WebP, at most 320 pixels wide and 65,528 bytes (base64 in JSON;
+    /// a JSON client may send it as a binary frame instead, see [`crate::snapshot_frame`]).
+    Snapshot {
+        chat: ChatId,
+        #[serde(with = "crate::snapshot::base64_bytes")]
+        image: Vec<u8>,
+    },
 }
 
 impl ClientMsg {
     /// Every `type` this protocol version knows, to tell an unknown type from a bad message.
     pub const TYPES: &'static [&'static str] = &[
         "join", "next", "leave", "msg", "typing", "signal", "report", "save_log", "ping",
+        "snapshot",
     ];
 }
 

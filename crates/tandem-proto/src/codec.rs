@@ -42,7 +42,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),

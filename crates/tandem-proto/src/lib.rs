@@ -18,6 +18,7 @@ pub mod duration;
 mod scan;
 mod server;
 mod signal;
+mod snapshot;
 
 pub use challenge::{Challenge, ChallengeParameters};
 pub use client::{ClientMsg, Join};
@@ -27,6 +28,7 @@ pub use server::{
     Welcome,
 };
 pub use signal::{SignalData, SignalError, MAX_SIGNAL_BYTES, MAX_SIGNAL_DEPTH};
+pub use snapshot::{encode_snapshot_frame, snapshot_frame, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_WIDTH};
 pub use tandem_ids as ids;
 
 /// The protocol version this server speaks, sent as `welcome.proto`.

@@ -131,6 +131,9 @@ pub struct Limits {
     pub msgs_per_sec: u32,
     /// Sustained `signal` per second (a burst of twice that is allowed).
     pub signals_per_sec: u32,
+    /// In a video chat, send a `snapshot` of your own camera this often (milliseconds);
+    /// 0: none asked. Snapshots sent faster are refused (`rate_limited`).
+    pub snapshot_interval_ms: u32,
 }
 
 /// A new chat.

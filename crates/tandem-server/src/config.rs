@@ -9,6 +9,7 @@ use tandem_proto::duration::parse_duration;
 
 use crate::abuse::challenge::{ChallengeSettings, MAX_LIFETIME};
 use crate::abuse::filter::{FilterSettings, LinkPolicy, Profanity};
+use crate::abuse::snapshots::{FailurePolicy, SnapshotSettings};
 use crate::admin::{AdminTokenError, AdminTokens};
 use crate::gateway::HandshakeSettings;
 use crate::ice::IceConfig;
@@ -280,6 +281,51 @@ pub struct ServeArgs {
     #[arg(long, env = "TANDEM_PROFANITY", default_value = "off")]
     pub profanity: Profanity,
 
+    /// The operator's image classifier for video snapshots (an HTTP URL; docs/moderation.md
+    /// gives its request and answer). Without it, no snapshots are asked.
+    #[arg(long, env = "TANDEM_MODERATION_WEBHOOK")]
+    pub moderation_webhook: Option<String>,
+
+    /// The key flagged snapshots are encrypted under (32 bytes in base64, e.g. from
+    /// `openssl rand -base64 32`); needed with --moderation-webhook. Prefer the environment
+    /// variable.
+    #[arg(long, env = "TANDEM_SNAPSHOT_KEY", hide_env_values = true)]
+    pub snapshot_key: Option<String>,
+
+    /// How often a video client sends a snapshot of its own camera.
+    #[arg(long, env = "TANDEM_SNAPSHOT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub snapshot_interval: Duration,
+
+    /// How long a flagged snapshot is kept for review.
+    #[arg(long, env = "TANDEM_SNAPSHOT_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub snapshot_retention: Duration,
+
+    /// How long the classifier may take for one snapshot.
+    #[arg(long, env = "TANDEM_SNAPSHOT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub snapshot_timeout: Duration,
+
+    /// What a classifier that fails or times out means: `open` (nothing happens) or
+    /// `closed` (the chat ends).
+    #[arg(long, env = "TANDEM_SNAPSHOT_FAILURE", default_value = "open")]
+    pub snapshot_failure: FailurePolicy,
+
+    /// The classifier's classes that flag a snapshot, comma-separated.
+    #[arg(
+        long,
+        env = "TANDEM_SNAPSHOT_FLAG_CLASSES",
+        value_delimiter = ',',
+        default_value = "nudity,sexual,minor,violence,gore"
+    )]
+    pub snapshot_flag_classes: Vec<String>,
+
+    /// The score (0 to 1) from which a flagging class flags a snapshot.
+    #[arg(long, env = "TANDEM_SNAPSHOT_FLAG_SCORE", default_value_t = SnapshotSettings::default().flag_score)]
+    pub snapshot_flag_score: f32,
+
+    /// The score from which a flagged snapshot also bans its sender at once.
+    #[arg(long, env = "TANDEM_SNAPSHOT_BAN_SCORE", default_value_t = SnapshotSettings::default().ban_score)]
+    pub snapshot_ban_score: f32,
+
     /// Joining a cluster over NATS.
     #[command(flatten)]
     pub cluster: crate::cluster::ClusterArgs,
@@ -328,6 +374,17 @@ impl ServeArgs {
             return Err(ConfigError::AutoBanFactor);
         }
         let lifetime = self.challenge_lifetime;
+        if self.moderation_webhook.is_some() {
+            match &self.snapshot_key {
+                None => return Err(ConfigError::SnapshotKey),
+                Some(key) => {
+                    crate::abuse::snapshots::Vault::new(key)?;
+                }
+            }
+            if self.snapshot_interval < Duration::from_secs(1) {
+                return Err(ConfigError::SnapshotInterval);
+            }
+        }
         if self.challenge_difficulty == 0
             || self.challenge_cost == 0
             || lifetime.is_zero()
@@ -383,6 +440,16 @@ impl ServeArgs {
                 repeat_window: self.auto_ban_repeat_window,
                 longest: self.auto_ban_max,
             },
+            snapshots: SnapshotSettings {
+                webhook: self.moderation_webhook.clone(),
+                interval: self.snapshot_interval,
+                timeout: self.snapshot_timeout,
+                flag_classes: self.snapshot_flag_classes.clone(),
+                flag_score: self.snapshot_flag_score,
+                ban_score: self.snapshot_ban_score,
+                failure: self.snapshot_failure,
+            },
+            snapshot_key: self.snapshot_key.clone(),
             filter: FilterSettings {
                 links: self.filter_links,
                 blast_chats: self.blast_chats,
@@ -402,6 +469,7 @@ impl ServeArgs {
                 audit: self.audit_retention,
                 blocks: self.block_retention,
                 logs: self.saved_log_retention,
+                snapshots: self.snapshot_retention,
             },
         })
     }
@@ -450,6 +518,10 @@ pub struct Settings {
     pub challenge: ChallengeSettings,
     /// The text filter.
     pub filter: FilterSettings,
+    /// Snapshot moderation.
+    pub snapshots: SnapshotSettings,
+    /// The key flagged snapshots are sealed under.
+    pub snapshot_key: Option<String>,
 }
 
 /// The shortest entitlement secret or admin token accepted: an empty or short one (an unset
@@ -472,6 +544,14 @@ pub enum ConfigError {
     BadHeader(String),
     #[error("--auto-ban-factor must be at least 1")]
     AutoBanFactor,
+    #[error(
+        "--moderation-webhook needs --snapshot-key, the key flagged snapshots are encrypted under"
+    )]
+    SnapshotKey,
+    #[error(transparent)]
+    BadSnapshotKey(#[from] crate::abuse::snapshots::BadKey),
+    #[error("--snapshot-interval must be at least 1s")]
+    SnapshotInterval,
     #[error(
         "--challenge-difficulty and --challenge-cost must be at least 1, and \
          --challenge-lifetime between 1s and 1h"

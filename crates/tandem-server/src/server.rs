@@ -12,6 +12,7 @@ use tandem_engine::session::SessionEvent;
 use tandem_ids::NodeId;
 use tracing::info;
 
+use crate::abuse::snapshots::Snapshots;
 use crate::abuse::{Abuse, Challenges, Filter};
 
 /// How often the filter's phrase file is checked for changes.
@@ -113,6 +114,12 @@ impl RunningServer {
         let abuse = Arc::new(Abuse {
             challenges: Challenges::new(settings.challenge, &secret, moderation.store().clone()),
             filter,
+            snapshots: Snapshots::new(
+                settings.snapshots,
+                settings.snapshot_key.as_deref().unwrap_or_default(),
+            )
+            .map_err(io::Error::other)?
+            .map(Arc::new),
         });
         let follower = actix_rt::spawn(Arc::clone(&moderation.bans).follow());
         let purger = actix_rt::spawn(Arc::clone(&moderation).purge_every(args.purge_interval));
@@ -125,7 +132,7 @@ impl RunningServer {
             ice: settings.ice,
             moderation: Arc::clone(&moderation),
             privacy: Arc::clone(&privacy),
-            abuse,
+            abuse: Arc::clone(&abuse),
             full_ips_in_logs: args.log_full_ips,
         });
         let gateway = web::Data::new(Gateway::new(
@@ -137,6 +144,7 @@ impl RunningServer {
             Arc::clone(&node),
             settings.admin,
             Arc::clone(&moderation),
+            Arc::clone(&abuse),
         ));
         let data = web::Data::new(Arc::clone(&node));
         let privacy = web::Data::new(privacy);

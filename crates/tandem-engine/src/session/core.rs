@@ -270,6 +270,11 @@ impl SessionCore {
         self.previous = None;
     }
 
+    /// The mode of the user's last accepted `join`.
+    pub fn mode(&self) -> Option<tandem_match::Mode> {
+        self.prefs.as_ref().map(|p| p.mode)
+    }
+
     /// Lines written so far in `chat` by this user and by the partner, if `chat` is the
     /// current chat and this user may write in it (not its spy).
     pub fn written(&self, chat: ChatId) -> Option<(u32, u32)> {

@@ -38,7 +38,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/api/bans", web::get().to(bans))
         .route("/admin/api/bans", web::post().to(ban))
         .route("/admin/api/bans/{id}", web::delete().to(lift))
-        .route("/admin/api/audit", web::get().to(audit));
+        .route("/admin/api/audit", web::get().to(audit))
+        .route(
+            "/admin/api/reports/{id}/snapshots",
+            web::get().to(report_snapshots),
+        )
+        .route("/admin/api/snapshots/{id}", web::get().to(snapshot));
 }
 
 /// A JSON answer that no cache keeps.
@@ -347,6 +352,80 @@ async fn lift(
         }
     }
     ok(&BanView::of(&ban))
+}
+
+/// A flagged snapshot as the queue lists it (the image itself comes from its own route).
+#[derive(Serialize)]
+struct SnapshotView<'a> {
+    id: &'a str,
+    at: u64,
+    kind: crate::abuse::snapshots::ImageKind,
+    classes: &'a [crate::abuse::snapshots::Class],
+    url: String,
+}
+
+/// The flagged snapshots a report holds.
+async fn report_snapshots(
+    req: HttpRequest,
+    path: web::Path<String>,
+    dashboard: web::Data<Dashboard>,
+) -> HttpResponse {
+    if let Err(refused) = dashboard.moderator(&req) {
+        return refused;
+    }
+    let Some(snapshots) = &dashboard.abuse.snapshots else {
+        return ok(&Vec::<()>::new());
+    };
+    match snapshots.of_report(&dashboard.moderation, &path).await {
+        Ok(found) => {
+            let views: Vec<SnapshotView> = (found.iter())
+                .map(|s| SnapshotView {
+                    id: &s.id,
+                    at: s.at,
+                    kind: s.kind,
+                    classes: &s.classes,
+                    url: format!("/admin/api/snapshots/{}", s.id),
+                })
+                .collect();
+            ok(&views)
+        }
+        Err(err) => dashboard.store_failed(err),
+    }
+}
+
+/// A flagged snapshot, decrypted with the operator's key; the viewing is audited.
+async fn snapshot(
+    req: HttpRequest,
+    path: web::Path<String>,
+    dashboard: web::Data<Dashboard>,
+) -> HttpResponse {
+    let by = match dashboard.moderator(&req) {
+        Ok(by) => by,
+        Err(refused) => return refused,
+    };
+    let Some(snapshots) = &dashboard.abuse.snapshots else {
+        return error(actix_web::http::StatusCode::NOT_FOUND, "no such snapshot");
+    };
+    let record = match snapshots.get(&dashboard.moderation, &path).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return error(actix_web::http::StatusCode::NOT_FOUND, "no such snapshot"),
+        Err(err) => return dashboard.store_failed(err),
+    };
+    let image = match snapshots.vault.open(&record.sealed) {
+        Ok(image) => image,
+        Err(err) => return error(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, err),
+    };
+    let audit = &dashboard.moderation.audit;
+    if let Err(err) = audit
+        .record(&by, "view snapshot", &record.id, &record.report)
+        .await
+    {
+        return dashboard.store_failed(err);
+    }
+    HttpResponse::Ok()
+        .content_type(record.kind.media_type())
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(image)
 }
 
 async fn audit(req: HttpRequest, dashboard: web::Data<Dashboard>) -> HttpResponse {

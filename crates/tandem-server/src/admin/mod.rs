@@ -116,15 +116,24 @@ pub struct Dashboard {
     node: Arc<Node>,
     tokens: AdminTokens,
     moderation: Arc<Moderation>,
+    /// Where flagged snapshots are opened for review.
+    abuse: Arc<crate::abuse::Abuse>,
 }
 
 impl Dashboard {
-    /// The dashboard of `node` and its `moderation`, behind `tokens`.
-    pub fn new(node: Arc<Node>, tokens: AdminTokens, moderation: Arc<Moderation>) -> Self {
+    /// The dashboard of `node`, its `moderation` and its `abuse` prevention, behind
+    /// `tokens`.
+    pub fn new(
+        node: Arc<Node>,
+        tokens: AdminTokens,
+        moderation: Arc<Moderation>,
+        abuse: Arc<crate::abuse::Abuse>,
+    ) -> Self {
         Self {
             node,
             tokens,
             moderation,
+            abuse,
         }
     }
 }

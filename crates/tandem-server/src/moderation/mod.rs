@@ -101,6 +101,16 @@ impl Moderation {
         }
     }
 
+    /// The automatic rule.
+    pub fn rule(&self) -> Rule {
+        self.rule
+    }
+
+    /// How long records are kept.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
     /// The store, once open.
     pub fn store(&self) -> &StoreSlot {
         &self.store

@@ -3,7 +3,8 @@
 //! after it stopped banning (a permanent ban is kept while it bans), an audit entry some time
 //! after the action, a client's blocks some time after it last reported someone, a tally once
 //! the automatic rule's windows have passed, a saved chat log some time after it was saved, a
-//! spent challenge once its challenge has expired. Reads leave out what is past its end
+//! spent challenge once its challenge has expired, a flagged snapshot some time after it was
+//! flagged. Reads leave out what is past its end
 //! before the purge has removed it, so nothing expired is served in between.
 
 use std::collections::BTreeSet;
@@ -26,6 +27,8 @@ pub struct Retention {
     pub blocks: Duration,
     /// A saved chat log, after it was saved.
     pub logs: Duration,
+    /// A flagged video snapshot, after it was flagged.
+    pub snapshots: Duration,
 }
 
 const DAY: u64 = 86_400;
@@ -38,6 +41,7 @@ impl Default for Retention {
             audit: Duration::from_secs(365 * DAY),
             blocks: Duration::from_secs(365 * DAY),
             logs: Duration::from_secs(120 * DAY),
+            snapshots: Duration::from_secs(7 * DAY),
         }
     }
 }
@@ -168,6 +172,13 @@ pub async fn purge(
             Bucket::Spent,
             expired(store, Bucket::Spent, |s: &Spent| s.expires <= now).await?,
         ),
+        (
+            Bucket::Snapshots,
+            expired(store, Bucket::Snapshots, |s: &SnapshotTime| {
+                s.at + retention.snapshots.as_secs() <= now
+            })
+            .await?,
+        ),
     ];
     for (bucket, keys) in lists {
         for key in keys {
@@ -176,6 +187,12 @@ pub async fn purge(
         }
     }
     Ok(purged)
+}
+
+/// When a stored snapshot was flagged: all the purge reads of it.
+#[derive(serde::Deserialize)]
+struct SnapshotTime {
+    at: UnixSecs,
 }
 
 /// The ids of the bans active at `now`.
@@ -325,6 +342,9 @@ pub mod contract {
         let spent = |expires| crate::moderation::records::Spent { expires };
         put(Bucket::Spent, "old", json(spent(now))).await;
         put(Bucket::Spent, "new", json(spent(now + 1))).await;
+        let snapshot = |at: UnixSecs| serde_json::json!({ "at": at, "sealed": "…" });
+        put(Bucket::Snapshots, "old", snapshot(now - 7 * DAY)).await;
+        put(Bucket::Snapshots, "new", snapshot(now - 7 * DAY + 1)).await;
 
         let purged = purge(&store, &retention, &rule, now).await.unwrap();
         for bucket in Bucket::ALL {

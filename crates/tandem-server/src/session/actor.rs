@@ -26,6 +26,7 @@ use tracing::{debug, info, warn, Span};
 use super::limits::Kind;
 use super::{preferences, RateLimits, SessionEnv, Verdict};
 use crate::abuse::filter::{FilterRule, Sender, Verdict as Filtered, Written};
+use crate::abuse::snapshots::Outcome;
 use crate::abuse::ChallengeError;
 use crate::gateway::frames::Breach;
 use crate::metrics::{CloseCause, RelayKind};
@@ -102,6 +103,8 @@ pub struct UserSession {
     passed: bool,
     /// Whether a solved challenge is being spent, its `join` waiting for that.
     proving: bool,
+    /// When the last snapshot was taken in.
+    last_snapshot: Option<Instant>,
     /// The connection's socket, ended once the client has closed.
     socket: Option<crate::gateway::socket::Socket>,
     span: Span,
@@ -170,6 +173,7 @@ impl UserSession {
                 saved: Vec::new(),
                 passed,
                 proving: false,
+                last_snapshot: None,
                 slot,
                 socket,
             }
@@ -287,7 +291,7 @@ impl UserSession {
             ClientMsg::Join(join) => self.join(&join, now, &mut effects, ctx),
             ClientMsg::Next => self.core.next(now, &mut effects),
             ClientMsg::Leave => self.core.leave(now, &mut effects),
-            ClientMsg::Msg { chat, text } => self.msg(chat, text, now, &mut effects, ctx),
+            ClientMsg::Msg { chat, text } => self.msg(chat, text, now, &mut effects),
             ClientMsg::Typing { chat, on } => {
                 self.core
                     .input(chat, ChatInput::Typing(on), now, &mut effects)
@@ -301,20 +305,16 @@ impl UserSession {
             }
             ClientMsg::SaveLog { chat } => self.core.save_log(chat, now, &mut effects),
             ClientMsg::Ping => self.core.ping(&mut effects),
+            ClientMsg::Snapshot { chat, image } => {
+                self.snapshot(chat, image, now, &mut effects, ctx)
+            }
         }
         self.apply(effects, ctx);
     }
 
     /// `msg`: a line of the current chat passes the filter first (a withheld one goes no
     /// further), then the state machine.
-    fn msg(
-        &mut self,
-        chat: ChatId,
-        text: String,
-        now: Instant,
-        effects: &mut Vec<Effect>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn msg(&mut self, chat: ChatId, text: String, now: Instant, effects: &mut Vec<Effect>) {
         // Stale, foreign or over-long lines are the state machine's to refuse.
         let written = (self.core.written(chat))
             .filter(|_| text.chars().count() <= tandem_engine::session::MAX_TEXT_CHARS);
@@ -332,7 +332,7 @@ impl UserSession {
                     Filtered::Withhold(rule) => {
                         debug!(parent: &self.span, rule = rule.as_str(), "line withheld");
                         if rule == FilterRule::Blast {
-                            self.strike(chat, text, ctx);
+                            self.strike(chat, text);
                         }
                         let msg = ServerMsg::error(ErrorCode::Filtered, rule.message());
                         return effects.push(Effect::Send(msg));
@@ -343,9 +343,80 @@ impl UserSession {
         self.core.input(chat, ChatInput::Msg(text), now, effects);
     }
 
+    /// `snapshot`: a still of the user's own camera in its current video chat, checked and
+    /// handed to the classifier; a flagged one (or a failed check, when failure is closed)
+    /// ends the chat.
+    fn snapshot(
+        &mut self,
+        chat: ChatId,
+        image: Vec<u8>,
+        now: Instant,
+        effects: &mut Vec<Effect>,
+        ctx: &mut Context<Self>,
+    ) {
+        let refuse = |code, message: String| Effect::Send(ServerMsg::error(code, message));
+        let Some(snapshots) = self.env.abuse.snapshots.clone() else {
+            let message = "this server asks no snapshots".to_owned();
+            return effects.push(refuse(ErrorCode::Unsupported, message));
+        };
+        let video = self.core.mode() == Some(tandem_match::Mode::Video);
+        if self.core.written(chat).is_none() || !video {
+            let message =
+                format!("{chat} is not your current video chat; the snapshot was dropped");
+            return effects.push(refuse(ErrorCode::StaleChat, message));
+        }
+        let half = snapshots.settings.interval / 2;
+        if self
+            .last_snapshot
+            .is_some_and(|at| now.duration_since(at) < half)
+        {
+            snapshots.stats.refused.fetch_add(1, Ordering::Relaxed);
+            let message = "snapshots come once every snapshot_interval_ms".to_owned();
+            return effects.push(refuse(ErrorCode::RateLimited, message));
+        }
+        let kind = match crate::abuse::snapshots::check_image(&image) {
+            Ok((kind, _)) => kind,
+            Err(err) => {
+                snapshots.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return effects.push(refuse(ErrorCode::InvalidValue, err.to_string()));
+            }
+        };
+        self.last_snapshot = Some(now);
+        let env = Arc::clone(&self.env);
+        let who = Arc::clone(&self.who);
+        let country = self.country.to_string();
+        let image: Arc<[u8]> = image.into();
+        // Detached: a ban it issues closes this session, and what follows (the ban of the
+        // address, the audit entry) must not go with it.
+        let judged = actix_rt::spawn(async move {
+            let moderation = &env.moderation;
+            snapshots
+                .moderate(moderation, who, country, chat, kind, image)
+                .await
+        });
+        ctx.spawn(judged.into_actor(self).map(move |outcome, act, ctx| {
+            let Ok(Outcome::Ends { flagged, .. }) = outcome else {
+                return;
+            };
+            if act.core.written(chat).is_none() {
+                return; // That chat is over already.
+            }
+            info!(parent: &act.span, flagged, "a snapshot ended the chat");
+            let message = if flagged {
+                "your video was flagged by automated moderation; the chat has ended"
+            } else {
+                "your video could not be checked by automated moderation; the chat has ended"
+            };
+            let mut effects = std::mem::take(&mut act.effects);
+            effects.push(Effect::Send(ServerMsg::error(ErrorCode::Filtered, message)));
+            act.core.leave(Instant::now(), &mut effects);
+            act.apply(effects, ctx);
+        }));
+    }
+
     /// Hands a blast to moderation as the filter's strike against this user, with the line
     /// as its evidence.
-    fn strike(&mut self, chat: ChatId, text: String, ctx: &mut Context<Self>) {
+    fn strike(&mut self, chat: ChatId, text: String) {
         let filing = Filing {
             chat,
             reporter: Arc::new(Identity::of(filter_identity())),
@@ -360,16 +431,19 @@ impl UserSession {
             }],
         };
         let env = Arc::clone(&self.env);
-        let struck = async move { env.moderation.reports.strike(filing).await };
-        ctx.spawn(struck.into_actor(self).map(|struck, act, _| match struck {
-            Ok(_) => {
-                let stats = &act.env.abuse.filter.stats;
-                stats.strikes.fetch_add(1, Ordering::Relaxed);
+        let span = self.span.clone();
+        // Detached: the strike may ban this very session, and must finish regardless.
+        actix_rt::spawn(async move {
+            match env.moderation.reports.strike(filing).await {
+                Ok(_) => {
+                    let stats = &env.abuse.filter.stats;
+                    stats.strikes.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    warn!(parent: &span, error = %err, "a filter strike could not be stored");
+                }
             }
-            Err(err) => {
-                warn!(parent: &act.span, error = %err, "a filter strike could not be stored");
-            }
-        }));
+        });
     }
 
     /// `report`: the reason and the note checked, then the state machine (which finds the
@@ -664,7 +738,10 @@ impl Actor for UserSession {
             session: self.core.id(),
             client_id: client.as_str().to_owned(),
             ice_servers: env.ice.servers_for(client, crate::entitlement::unix_now()),
-            limits: env.settings.client_limits(),
+            limits: tandem_proto::Limits {
+                snapshot_interval_ms: env.abuse.snapshot_interval_ms(),
+                ..env.settings.client_limits()
+            },
             proto: PROTOCOL_VERSION,
             node: env.node.to_string(),
             challenge: env.abuse.challenges.issue(
@@ -699,7 +776,16 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for UserSession {
             }
             Ok(AggregatedMessage::Binary(bytes)) => {
                 self.last_heard = Instant::now();
-                let decoded = self.codec.decode_binary(&bytes);
+                let decoded = match self.codec {
+                    // On a JSON connection, a binary frame is a snapshot.
+                    Codec::Json => tandem_proto::snapshot_frame(&bytes).map(|(chat, image)| {
+                        ClientMsg::Snapshot {
+                            chat,
+                            image: image.to_vec(),
+                        }
+                    }),
+                    Codec::Bincode => self.codec.decode_binary(&bytes),
+                };
                 self.on_frame(decoded, ctx);
             }
             Ok(AggregatedMessage::Ping(bytes)) => {

@@ -79,6 +79,8 @@ impl SessionSettings {
             joins_per_sec: self.limits.joins_per_sec,
             msgs_per_sec: self.limits.msgs_per_sec,
             signals_per_sec: self.limits.signals_per_sec,
+            // Abuse prevention's to say (`Abuse::snapshot_interval_ms`).
+            snapshot_interval_ms: 0,
         }
     }
 }

@@ -41,11 +41,13 @@ pub enum Bucket {
     /// Proof-of-work challenges already solved, by nonce, until they expire: a solution is
     /// accepted once, on any node.
     Spent,
+    /// Video snapshots the classifier flagged, encrypted, by id.
+    Snapshots,
 }
 
 impl Bucket {
     /// Every bucket.
-    pub const ALL: [Bucket; 7] = [
+    pub const ALL: [Bucket; 8] = [
         Self::Bans,
         Self::Reports,
         Self::Audit,
@@ -53,6 +55,7 @@ impl Bucket {
         Self::Blocks,
         Self::Logs,
         Self::Spent,
+        Self::Snapshots,
     ];
 
     /// The bucket's name (a table, or a part of a key-value bucket's name).
@@ -65,6 +68,7 @@ impl Bucket {
             Self::Blocks => "blocks",
             Self::Logs => "logs",
             Self::Spent => "spent",
+            Self::Snapshots => "snapshots",
         }
     }
 
