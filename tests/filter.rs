@@ -171,7 +171,10 @@ async fn a_line_blasted_into_many_chats_is_withheld_and_counts_as_a_strike() {
     // Counted once the automatic rule has seen it too.
     let deadline = tokio::time::Instant::now() + STEP;
     while metric(addr, "tandem_filter_strikes_total").await != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "the strike not counted");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the strike not counted"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.shutdown().await.unwrap();

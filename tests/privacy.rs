@@ -512,8 +512,7 @@ async fn fill_every_bucket(addr: SocketAddr) {
     let mut c = user(addr, "192.0.2.3", "device-cccc-5").await;
     let mut d = user(addr, "192.0.2.4", "device-dddd-5").await;
     let video = |client: &Client| {
-        let proof = (client.welcome.challenge.as_ref())
-            .map(tandem_server::abuse::challenge::solve);
+        let proof = (client.welcome.challenge.as_ref()).map(tandem_server::abuse::challenge::solve);
         join_with(|j| {
             j.mode = Some("video".into());
             j.proof = proof;

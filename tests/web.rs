@@ -1542,3 +1542,119 @@ async fn the_page_solves_the_default_challenge_in_a_worker_and_starts_a_chat() {
     assert_no_problems(&[&alice, &bob]);
     server.shutdown().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn in_a_video_chat_the_page_sends_stills_to_automated_moderation_and_says_so() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let seen = std::sync::Arc::new(common::classifier::Seen::default());
+    let mut args = generous_args();
+    args.admin_token = vec![ADMIN_TOKEN.to_owned()];
+    args.moderation_webhook = Some(common::classifier::classifier(seen.clone()).await);
+    args.snapshot_key = Some("KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".into());
+    args.snapshot_interval = Duration::from_secs(1);
+    let server = start_server_with(args);
+    let url = format!("http://{}/", server.addr);
+    let browser = Browser::launch().await;
+    let alice = browser.page("alice", &url).await;
+    let bob = browser.page("bob", &url).await;
+    start_chat(&alice, "video", &[]).await;
+    start_chat(&bob, "video", &[]).await;
+    for page in [&alice, &bob] {
+        page.wait_for(
+            "a video chat",
+            "window.tandem.phase === 'chatting'",
+            BROWSER_STEP,
+        )
+        .await;
+        page.wait_for(
+            "stills sent",
+            "window.tandem.stillsSent >= 2 && \
+             !document.getElementById('video-moderation').hidden",
+            BROWSER_STEP,
+        )
+        .await;
+    }
+    let (_, metrics) = http_get(server.addr, "/metrics").await;
+    let count = |outcome: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("tandem_snapshots_total") && l.contains(outcome))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("\"cleared\"") >= 4, "{metrics}");
+    assert_eq!(
+        count("\"refused\""),
+        0,
+        "every still a JPEG of at most 320 px: {metrics}"
+    );
+    let types = seen.media_types.lock().unwrap().clone();
+    assert!(types.iter().all(|t| t == "image/jpeg"), "{types:?}");
+    // The page says so, and the privacy page too.
+    let (_, privacy) = http_get(server.addr, "/privacy").await;
+    assert!(privacy.contains("automated moderation"), "{privacy}");
+    assert_eq!(
+        alice.eval("window.tandem.phase").await,
+        serde_json::json!("chatting"),
+        "cleared stills leave the chat alone"
+    );
+
+    // From now on the classifier flags: the chat ends, and a moderator sees the still.
+    seen.flag_all
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    for page in [&alice, &bob] {
+        page.wait_for(
+            "the chat ended by moderation",
+            "window.tandem.phase !== 'chatting'",
+            BROWSER_STEP,
+        )
+        .await;
+    }
+    let operator = browser
+        .page(
+            "operator",
+            &format!("http://{}/admin?token={ADMIN_TOKEN}", server.addr),
+        )
+        .await;
+    operator
+        .wait_for(
+            "a report in the queue",
+            "document.getElementById('reports-count').textContent !== ''",
+            BROWSER_STEP,
+        )
+        .await;
+    operator.click("#tab-reports").await;
+    operator
+        .wait_for(
+            "the classifier's report",
+            "!!document.querySelector('#reports .report .report-stills')",
+            STEP,
+        )
+        .await;
+    operator.click("#reports .report .report-stills").await;
+    let shown = operator
+        .wait_for(
+            "the flagged still, decrypted",
+            "(() => { const img = document.querySelector('#reports .still-image');               return img && img.complete && img.naturalWidth > 0                 ? [img.naturalWidth, img.src.slice(0, 15)] : null; })()",
+            STEP,
+        )
+        .await;
+    let width = shown[0].as_u64().unwrap();
+    assert!((1..=320).contains(&width), "{shown}");
+    assert_eq!(shown[1], "data:image/jpeg");
+    operator
+        .screenshot(&screenshot_path("flagged-still.png"))
+        .await;
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let (_, _, audit) = common::http_request(
+        server.addr,
+        "GET",
+        "/admin/api/audit",
+        &[("authorization", &bearer)],
+        None,
+    )
+    .await;
+    assert!(audit.contains("view snapshot"), "{audit}");
+    assert_no_problems(&[&alice, &bob, &operator]);
+    server.shutdown().await.unwrap();
+}

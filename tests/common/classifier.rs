@@ -12,12 +12,15 @@ use serde_json::{json, Value};
 /// What the stand-in classifier saw.
 #[derive(Default)]
 pub struct Seen {
+    /// Flag every still from now on, whatever it holds.
+    pub flag_all: std::sync::atomic::AtomicBool,
     pub requests: AtomicUsize,
     pub media_types: Mutex<Vec<String>>,
 }
 
-/// A classifier on a free port: a still whose bytes hold `NSFW` scores nudity 0.9, `BAN!`
-/// 0.99, `SLOW` answers after 3 s, anything else is safe. Returns its URL.
+/// A classifier on a free port: a still whose bytes hold `NSFW` (or any, once `flag_all`
+/// is set) scores nudity 0.9, `BAN!` 0.99, `SLOW` answers after 3 s, anything else is safe.
+/// Returns its URL.
 pub async fn classifier(seen: Arc<Seen>) -> String {
     let server = HttpServer::new(move || {
         let seen = Arc::clone(&seen);
@@ -41,7 +44,7 @@ pub async fn classifier(seen: Arc<Seen>) -> String {
                     }
                     let nudity = if has(b"BAN!") {
                         0.99
-                    } else if has(b"NSFW") {
+                    } else if has(b"NSFW") || seen.flag_all.load(Ordering::Relaxed) {
                         0.9
                     } else {
                         0.01
@@ -74,4 +77,3 @@ pub fn jpeg(mark: &[u8; 4]) -> Vec<u8> {
     out.extend_from_slice(&[0xff, 0xd9]);
     out
 }
-

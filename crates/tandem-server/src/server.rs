@@ -107,6 +107,7 @@ impl RunningServer {
                 full_ips_in_logs: args.log_full_ips,
                 derives_country: settings.handshake.geoip.is_some()
                     || settings.handshake.country_header.is_some(),
+                snapshots: settings.snapshots.webhook.is_some(),
             },
         ));
         let filter = Arc::new(Filter::new(settings.filter).map_err(io::Error::other)?);

@@ -382,14 +382,30 @@ fn policy_body(policy: &Policy) -> String {
                 .into(),
             "The stranger; moderators, if someone reports the chat".into(),
         ],
-        [
-            "Video and snapshots".into(),
-            "Video goes between browsers directly (or through a relay that cannot read it); \
-             this site takes no snapshots"
-                .into(),
-            "Not kept".into(),
-            "The stranger".into(),
-        ],
+        if policy.snapshots {
+            [
+                "Video and snapshots".into(),
+                "Video goes between browsers directly (or through a relay that cannot read it). \
+                 Every few seconds your browser sends a small still of your own camera to \
+                 this site's automated moderation; a still it clears is dropped at once, a \
+                 flagged one ends the chat and is kept encrypted for our moderators"
+                    .into(),
+                format!(
+                    "Cleared stills: not kept; flagged stills: {}",
+                    spoken(r.snapshots)
+                ),
+                "The stranger sees your video; moderators see a flagged still".into(),
+            ]
+        } else {
+            [
+                "Video and snapshots".into(),
+                "Video goes between browsers directly (or through a relay that cannot read \
+                 it); this site takes no snapshots"
+                    .into(),
+                "Not kept".into(),
+                "The stranger".into(),
+            ]
+        },
         [
             "Reports".into(),
             "The server's store: reason, note, the chat's last 50 lines".into(),

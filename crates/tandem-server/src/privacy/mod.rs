@@ -35,6 +35,8 @@ pub struct Policy {
     /// Whether the node derives a country from addresses (a GeoIP database or a proxy's
     /// header).
     pub derives_country: bool,
+    /// Whether video chats send stills to automated moderation.
+    pub snapshots: bool,
 }
 
 /// A node's privacy side.

@@ -51,6 +51,7 @@ pub const ASSETS: &[Asset] = &[
     asset!(Public, "connection.js", JS),
     asset!(Public, "challenge.js", JS),
     asset!(Public, "challenge-worker.js", JS),
+    asset!(Public, "stills.js", JS),
     asset!(Public, "landing.js", JS),
     asset!(Public, "log.js", JS),
     asset!(Public, "call.js", JS),

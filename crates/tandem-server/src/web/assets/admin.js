@@ -76,7 +76,23 @@ async function api(path, { method = 'GET', body } = {}) {
   return answer;
 }
 
-const moderation = new Moderation(api, (page) => selectPage(page));
+/** An image of the moderation API (a flagged still, decrypted by the node) as a data URL. */
+async function image(path) {
+  const asked = token;
+  if (!asked) throw new ApiError('signed out', 0);
+  const response = await fetch(path, { headers: { authorization: `Bearer ${asked}` }, cache: 'no-store' });
+  if (response.status === 401 && token === asked) refused(401);
+  if (!response.ok) throw new ApiError(`HTTP ${response.status}`, response.status);
+  const blob = await response.blob();
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(new ApiError('the image could not be read', 0));
+    reader.readAsDataURL(blob);
+  });
+}
+
+const moderation = new Moderation(api, (page) => selectPage(page), image);
 
 // ---- pages -----------------------------------------------------------------------------
 

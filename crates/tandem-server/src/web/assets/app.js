@@ -12,6 +12,7 @@
 
 import { Call } from './call.js';
 import { Prover } from './challenge.js';
+import { Stills } from './stills.js';
 import { Connection } from './connection.js';
 import { Landing, cameraErrorText, openCamera } from './landing.js';
 import { ChatLog } from './log.js';
@@ -37,6 +38,7 @@ const ui = {
   remoteVideo: $('remote-video'),
   remoteNote: $('remote-note'),
   localVideo: $('local-video'),
+  videoModeration: $('video-moderation'),
   toggleMic: $('toggle-mic'),
   toggleCamera: $('toggle-camera'),
   status: $('chat-status'),
@@ -107,6 +109,10 @@ const state = {
 
 const connection = new Connection();
 const prover = new Prover();
+const stills = new Stills({
+  video: $('local-video'),
+  send: (bytes) => connection.sendBinary(bytes),
+});
 /** Joins started; a join still waiting for its proof gives up when another starts. */
 let joins = 0;
 /** Fresh challenges answered in a row for one join: a node that keeps refusing is told. */
@@ -243,6 +249,7 @@ function next() {
 
 /** Ends the local side of the current chat (the call, the indicators). */
 function endChat() {
+  stills.stop();
   state.call?.close();
   state.call = null;
   ui.remoteVideo.srcObject = null;
@@ -380,7 +387,12 @@ function onMatched(message) {
   if (!common.length && state.prefs.interests.length) {
     log.system('Nobody with your interests was around, so this stranger is completely random.');
   }
-  if (state.prefs.mode === 'video' && state.localStream) startCall(message.initiator === true);
+  if (state.prefs.mode === 'video' && state.localStream) {
+    startCall(message.initiator === true);
+    const every = connection.welcome?.limits?.snapshot_interval_ms ?? 0;
+    stills.start(state.chat, every);
+    ui.videoModeration.hidden = !(every > 0);
+  }
   if (matchMedia('(pointer: fine)').matches) ui.message.focus();
 }
 
@@ -923,6 +935,8 @@ window.tandem = Object.freeze({
   get chat() { return state.chat; },
   get pc() { return state.call?.pc ?? null; },
   get connected() { return connection.ready; },
+  /** Video stills sent to the node's automated moderation so far. */
+  get stillsSent() { return stills.sent; },
   /** How long the last challenge took to solve, in ms (null: none solved yet). */
   get solvedIn() { return prover.took; },
   get previousChat() { return state.previous?.chat ?? null; },

@@ -68,6 +68,13 @@ export class Connection extends EventTarget {
     return true;
   }
 
+  /** Sends a binary frame (a video still); false if not connected. */
+  sendBinary(bytes) {
+    if (!this.ready) return false;
+    this.ws.send(bytes);
+    return true;
+  }
+
   connect() {
     this.timer = 0;
     const ws = new WebSocket(this.url);

@@ -114,8 +114,9 @@ function showError(element, text) {
  * an Error with the API's message (and its HTTP `status`); `selectPage(name)` shows a page.
  */
 export class Moderation {
-  constructor(api, selectPage) {
+  constructor(api, selectPage, image) {
     this.api = api;
+    this.image = image; // path → data URL of a flagged still
     this.selectPage = selectPage;
     this.visible = null; // 'reports', 'bans' or 'audit' when one of them is shown
     this.timer = 0;
@@ -271,6 +272,12 @@ export class Moderation {
     h('h3', {}, 'Last lines of the chat'),
     lines);
 
+    if ((report.reporters ?? []).some((r) => r.client === 'classifier.snapshot')) {
+      card.append(h('div', { className: 'stills' },
+        h('button', { type: 'button', className: 'btn report-stills', dataset: { action: 'stills' } },
+          'Show the flagged video stills')));
+    }
+
     if (report.status === 'open') {
       const noteId = `note-${id}`;
       const durationId = `duration-${id}`;
@@ -294,6 +301,30 @@ export class Moderation {
     return card;
   }
 
+  /** Shows a report's flagged stills (each opening is written to the audit log). */
+  async showStills(id, box) {
+    box.replaceChildren(h('p', { className: 'muted' }, 'Decrypting…'));
+    try {
+      const stills = await this.api(`/admin/api/reports/${encodeURIComponent(id)}/snapshots`);
+      if (!stills.length) {
+        box.replaceChildren(h('p', { className: 'muted' }, 'No stills are kept for this report (past their retention).'));
+        return;
+      }
+      const figures = [];
+      for (const still of stills) {
+        const src = await this.image(still.url);
+        const classes = (still.classes ?? []).map((c) => `${c.class} ${Number(c.score).toFixed(2)}`).join(', ');
+        figures.push(h('figure', { className: 'still' },
+          h('img', { src, alt: `Flagged video still: ${classes}`, className: 'still-image' }),
+          h('figcaption', {}, when(still.at), ' · ', classes)));
+      }
+      box.replaceChildren(...figures);
+    } catch (failure) {
+      box.replaceChildren(h('p', { className: 'form-error', attrs: { role: 'alert' } },
+        `Could not show the stills: ${failure.message}`));
+    }
+  }
+
   async onReportClick(event) {
     const button = event.target.closest('button');
     if (!button) return;
@@ -305,6 +336,10 @@ export class Moderation {
     const card = button.closest('[data-report]');
     if (!card || !action) return;
     const id = card.dataset.report;
+    if (action === 'stills') {
+      await this.showStills(id, button.closest('.stills'));
+      return;
+    }
     if (this.busy.has(id)) return;
     const note = card.querySelector('.report-mod-note').value.trim() || null;
     const body = action === 'ban'
