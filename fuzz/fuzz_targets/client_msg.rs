@@ -1,9 +1,10 @@
 //! A client's frame, any bytes: as a JSON text frame (when UTF-8) and as a bincode binary
 //! frame, and as a `signal`'s data on its own. Decoding never panics; a message that decodes
 //! means the same after a trip through either codec; a `join` goes on through the node's
-//! preferences check, which never panics either. A `signal` is relayed as JSON that
-//! serde_json accepts, with its data as the sender wrote it, and the signal scanner accepts
-//! what serde_json accepts.
+//! preferences check, which never panics either; a video still's image headers are read
+//! without a panic, whether it came as a `snapshot` message or as a JSON connection's binary
+//! frame. A `signal` is relayed as JSON that serde_json accepts, with its data as the sender
+//! wrote it, and the signal scanner accepts what serde_json accepts.
 
 #![no_main]
 
@@ -15,6 +16,7 @@ use tandem_match::Lang;
 use tandem_proto::{
     ClientMsg, Codec, Frame, ServerMsg, SignalData, SignalError, WireMessage, MAX_SIGNAL_BYTES,
 };
+use tandem_server::abuse::snapshots::check_image;
 use tandem_server::session::{preferences, JoinRules};
 
 fuzz_target!(|data: &[u8]| {
@@ -29,6 +31,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(msg) = Codec::Bincode.decode_binary::<ClientMsg>(data) {
         check(&msg);
+    }
+    // The same bytes as a JSON connection's binary frame: a video still, whose image headers
+    // the node reads.
+    if let Ok((_, image)) = tandem_proto::snapshot_frame(data) {
+        let _ = check_image(image);
     }
 });
 
@@ -53,6 +60,9 @@ fn check(msg: &ClientMsg) {
             };
             assert!(is_json(&text), "a relayed signal that is not JSON");
             assert_eq!(round_trip(&relayed), relayed);
+        }
+        ClientMsg::Snapshot { image, .. } => {
+            let _ = check_image(image);
         }
         _ => {}
     }
