@@ -7,7 +7,7 @@ use std::fmt;
 use tandem_proto::duration::parse_duration;
 
 /// Latency figures, written `<kind>_<stat>` (`match_p99`, `msg_max`, ...), compared in ms.
-const LATENCY_KINDS: &[&str] = &["match", "msg", "signal", "connect"];
+const LATENCY_KINDS: &[&str] = &["match", "msg", "signal", "connect", "solve"];
 const LATENCY_STATS: &[&str] = &["p50", "p90", "p99", "p999", "max"];
 
 /// Plain numbers, compared as they are.
