@@ -211,12 +211,20 @@ struct Across {
 /// A user on `a` and one on `b`, paired with each other. They speak `lang`, which no user of
 /// the load speaks, so they can only meet each other.
 async fn pair_across(a: &Node, b: &Node, lang: &str) -> (Across, Across) {
-    let join = || join_with(|j| j.lang = Some(lang.to_owned()));
+    // Each with the solution of its connection's challenge.
+    let join = |client: &Client| {
+        let proof = (client.welcome.challenge.as_ref())
+            .map(tandem_server::abuse::challenge::solve);
+        join_with(|j| {
+            j.lang = Some(lang.to_owned());
+            j.proof = proof;
+        })
+    };
     let mut x = Client::connect(a.addr).await;
-    x.send(&join()).await;
+    x.send(&join(&x)).await;
     assert_eq!(x.recv().await, ServerMsg::Waiting);
     let mut y = Client::connect(b.addr).await;
-    y.send(&join()).await;
+    y.send(&join(&y)).await;
     assert_eq!(y.recv().await, ServerMsg::Waiting);
     let chat = x.matched().await.chat;
     assert_eq!(y.matched().await.chat, chat, "{} and {}", a.id, b.id);
@@ -276,6 +284,11 @@ impl Node {
             "--shards",
             "2",
             "--workers",
+            "1",
+            // The load solves every connection's challenge: a small one (unoptimised build).
+            "--challenge-difficulty",
+            "2",
+            "--challenge-cost",
             "1",
         ]
         .into_iter()

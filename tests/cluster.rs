@@ -399,6 +399,8 @@ impl ChildNode {
                 "1",
                 "--joins-per-sec",
                 "1000",
+                "--challenge",
+                "off",
                 "--id-secret",
                 ID_SECRET,
                 "--cluster-key",

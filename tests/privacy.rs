@@ -625,6 +625,8 @@ async fn the_nodes_own_log_holds_no_chat_text_and_addresses_only_by_network() {
             "1",
             "--workers",
             "1",
+            "--challenge",
+            "off",
         ])
         // Everything the node logs, at every level.
         .env("RUST_LOG", "trace")

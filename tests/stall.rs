@@ -34,6 +34,8 @@ async fn lines_sent_at_a_legal_pace_through_a_stall_of_the_node_are_all_relayed(
             "1",
             "--workers",
             "1",
+            "--challenge",
+            "off",
         ])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
