@@ -12,7 +12,7 @@ fn challenge(c: &mut Criterion) {
     let challenges = Challenges::new(ChallengeSettings::default(), b"a bench secret", slot);
     let now = tandem_server::moderation::records::unix_now();
     c.bench_function("challenge/issue_default", |b| {
-        b.iter(|| black_box(challenges.issue(0, now)))
+        b.iter(|| black_box(challenges.issue(0, None, now)))
     });
     // A cheap challenge to solve once; checking costs the same at any difficulty.
     let (_open, slot) = StoreSlot::new();
@@ -25,9 +25,9 @@ fn challenge(c: &mut Criterion) {
         b"a bench secret",
         slot,
     );
-    let proof = solve(&cheap.issue(0, now).expect("on"));
+    let proof = solve(&cheap.issue(0, None, now).expect("on"));
     c.bench_function("challenge/check", |b| {
-        b.iter(|| black_box(cheap.check(black_box(&proof), now)))
+        b.iter(|| black_box(cheap.check(black_box(&proof), None, now)))
     });
 }
 

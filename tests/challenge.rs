@@ -78,9 +78,10 @@ async fn without_a_proof_or_with_a_wrong_one_a_join_is_refused_and_a_valid_one_p
     assert_eq!(challenge.parameters.algorithm, "PBKDF2/SHA-256");
 
     a.send(&join_with(|_| {})).await;
-    let (code, fresh) = refused(&mut a).await;
+    let (code, again) = refused(&mut a).await;
     assert_eq!(code, ErrorCode::ChallengeRequired);
-    assert!(fresh.is_some_and(|c| c.parameters.nonce != challenge.parameters.nonce));
+    // The connection's own challenge again: a refusal costs the node no new one.
+    assert_eq!(again.as_ref(), Some(&challenge));
 
     // The right shape, the wrong key.
     let proof = solve(&challenge);
@@ -91,11 +92,15 @@ async fn without_a_proof_or_with_a_wrong_one_a_join_is_refused_and_a_valid_one_p
         .await;
     assert_eq!(refused(&mut a).await.0, ErrorCode::ChallengeFailed);
     a.send(&join_proving("garbage")).await;
-    let (code, fresh) = refused(&mut a).await;
+    let (code, again) = refused(&mut a).await;
     assert_eq!(code, ErrorCode::ChallengeFailed);
+    assert_eq!(again.as_ref(), Some(&challenge));
+    assert!(metric(server.addr, "tandem_challenges_issued_total{node=")
+        .await
+        .ends_with(" 1"));
 
-    // A fresh challenge from an error is as good as the welcome's.
-    a.send(&join_proving(&solve(&fresh.unwrap()))).await;
+    // Solved at last.
+    a.send(&join_proving(&solve(&again.unwrap()))).await;
     assert_eq!(a.recv().await, ServerMsg::Waiting);
     let mut b = Client::connect(server.addr).await;
     b.send(&join_proving(&solve(&challenge_of(&b)))).await;
@@ -134,7 +139,8 @@ async fn an_expired_or_replayed_proof_fails_and_an_invalid_join_spends_nothing()
     let (_open, slot) = StoreSlot::new();
     let issuer = Challenges::new(settings, SECRET.as_bytes(), slot);
     let an_hour_ago = tandem_server::moderation::records::unix_now() - 3600;
-    let expired = solve(&issuer.issue(0, an_hour_ago).unwrap());
+    let loopback = Some("127.0.0.1".parse().unwrap());
+    let expired = solve(&issuer.issue(0, loopback, an_hour_ago).unwrap());
     let mut a = Client::connect(server.addr).await;
     a.send(&join_proving(&expired)).await;
     let (code, _) = refused(&mut a).await;
@@ -216,10 +222,16 @@ async fn an_address_that_holds_many_connections_is_asked_more_work() {
         let raised = counter(&solve(&challenge_of(client)));
         assert!((16..48).contains(&raised), "{raised}");
     }
-    // Another address is not affected.
-    let elsewhere = connect_from(server.addr, "127.0.0.8".parse().unwrap()).await;
-    let base = counter(&solve(&challenge_of(&elsewhere)));
+    // Another address is not affected, and cannot use the busy address's challenges (nor
+    // the busy one another's cheap ones).
+    let mut elsewhere = connect_from(server.addr, "127.0.0.8".parse().unwrap()).await;
+    let cheap = solve(&challenge_of(&elsewhere));
+    let base = counter(&cheap);
     assert!((4..12).contains(&base), "{base}");
+    held[0].send(&join_proving(&cheap)).await;
+    assert_eq!(refused(&mut held[0]).await.0, ErrorCode::ChallengeFailed);
+    elsewhere.send(&join_proving(&cheap)).await;
+    assert_eq!(elsewhere.recv().await, ServerMsg::Waiting);
     let raised = metric(server.addr, "tandem_challenges_issued_total{node=").await;
     assert!(raised.contains("difficulty=\"base\""), "{raised}");
     let (_, metrics) = common::http_get(server.addr, "/metrics").await;

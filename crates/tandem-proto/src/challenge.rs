@@ -44,4 +44,8 @@ pub struct ChallengeParameters {
     pub nonce: String,
     /// Random, hex.
     pub salt: String,
+    /// What the challenge is bound to, signed with the rest: `a`, a keyed hash of the
+    /// address it was issued to (a solution counts only from there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<std::collections::BTreeMap<String, String>>,
 }

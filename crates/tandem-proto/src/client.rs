@@ -35,7 +35,7 @@ pub enum ClientMsg {
     /// Application-level ping; the server answers `pong`.
     Ping,
     /// A still of the sender's own camera during the video chat `chat`, for automated
-    /// moderation: JPEG or WebP, at most 320 pixels wide and 65,528 bytes (base64 in JSON;
+    /// moderation: JPEG or WebP, at most 320 pixels wide and 65,504 bytes (base64 in JSON;
     /// a JSON client may send it as a binary frame instead, see [`crate::snapshot_frame`]).
     Snapshot {
         chat: ChatId,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use tandem_proto::duration::parse_duration;
 
-use crate::abuse::challenge::{ChallengeSettings, MAX_LIFETIME};
+use crate::abuse::challenge::{ChallengeSettings, MAX_COST, MAX_DIFFICULTY, MAX_LIFETIME};
 use crate::abuse::filter::{FilterSettings, LinkPolicy, Profanity};
 use crate::abuse::snapshots::{FailurePolicy, SnapshotSettings};
 use crate::admin::{AdminTokenError, AdminTokens};
@@ -385,8 +385,8 @@ impl ServeArgs {
                 return Err(ConfigError::SnapshotInterval);
             }
         }
-        if self.challenge_difficulty == 0
-            || self.challenge_cost == 0
+        if !(1..=MAX_DIFFICULTY).contains(&self.challenge_difficulty)
+            || !(1..=MAX_COST).contains(&self.challenge_cost)
             || lifetime.is_zero()
             || lifetime > MAX_LIFETIME
         {
@@ -553,7 +553,7 @@ pub enum ConfigError {
     #[error("--snapshot-interval must be at least 1s")]
     SnapshotInterval,
     #[error(
-        "--challenge-difficulty and --challenge-cost must be at least 1, and \
+        "--challenge-difficulty must be 1 to 1,000,000, --challenge-cost 1 to 100,000, and \
          --challenge-lifetime between 1s and 1h"
     )]
     Challenge,

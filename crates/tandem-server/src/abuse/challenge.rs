@@ -17,6 +17,7 @@
 //! the gateway's per-address count reports): doubled for every [`PRESSURE_STEP`]
 //! connections beyond the first [`PRESSURE_FREE`], at most [`MAX_FACTOR`] times.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -35,6 +36,12 @@ pub const ALGORITHM: &str = "PBKDF2/SHA-256";
 
 /// The longest a challenge may live (`--challenge-lifetime` is at most this).
 pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The highest `--challenge-difficulty` taken (raised 256 times, still a `u32`).
+pub const MAX_DIFFICULTY: u32 = 1_000_000;
+
+/// The highest `--challenge-cost` taken: the node derives a key at that cost per challenge.
+pub const MAX_COST: u32 = 100_000;
 
 /// The longest `join.proof` taken, in bytes (a real one is about 700).
 pub const MAX_PROOF_BYTES: usize = 4096;
@@ -86,6 +93,8 @@ pub enum ChallengeError {
     Expired,
     #[error("the challenge was already solved once")]
     Spent,
+    #[error("the challenge was issued to another address")]
+    Elsewhere,
     #[error("{0}")]
     Store(StoreError),
 }
@@ -99,11 +108,20 @@ impl ChallengeError {
             Self::Wrong => "wrong",
             Self::Expired => "expired",
             Self::Spent => "spent",
+            Self::Elsewhere => "elsewhere",
             Self::Store(_) => "store",
         }
     }
 
-    const ALL: [&'static str; 6] = ["malformed", "forged", "wrong", "expired", "spent", "store"];
+    const ALL: [&'static str; 7] = [
+        "malformed",
+        "forged",
+        "wrong",
+        "expired",
+        "spent",
+        "elsewhere",
+        "store",
+    ];
 }
 
 /// A checked solution, to be spent before it counts.
@@ -182,6 +200,8 @@ pub struct Challenges {
     signature_secret: String,
     /// Signs the expected key.
     key_secret: String,
+    /// Keys the hash of the address a challenge is bound to.
+    binding_secret: Vec<u8>,
     store: StoreSlot,
     pub stats: ChallengeStats,
 }
@@ -208,6 +228,7 @@ impl Challenges {
             settings,
             signature_secret: derive("tandem challenge signature v1"),
             key_secret: derive("tandem challenge key v1"),
+            binding_secret: derive("tandem challenge address v1").into_bytes(),
             store,
             stats: ChallengeStats::default(),
         }
@@ -226,21 +247,27 @@ impl Challenges {
             .max(1)
     }
 
-    /// A fresh challenge for a connection from an address with `pressure` connections
-    /// (`None` when challenges are off), expiring a lifetime after `now`.
-    pub fn issue(&self, pressure: u32, now: UnixSecs) -> Option<Challenge> {
+    /// A fresh challenge for a connection from `ip`, an address with `pressure`
+    /// connections (`None` when challenges are off), expiring a lifetime after `now`. It is
+    /// bound to the address (its /64 for IPv6): solved elsewhere, it does not count.
+    pub fn issue(&self, pressure: u32, ip: Option<IpAddr>, now: UnixSecs) -> Option<Challenge> {
         if !self.settings.on {
             return None;
         }
         let mean = self.difficulty(pressure);
         // Uniform around the mean, from half of it to one and a half times it.
         let low = mean / 2;
-        let counter = low + rand::random::<u32>() % mean.max(1);
+        let counter = low.saturating_add(rand::random::<u32>() % mean.max(1));
+        let data = ip.map(|ip| {
+            let bound = serde_json::Value::String(self.binding(ip));
+            std::collections::BTreeMap::from([("a".to_owned(), bound)])
+        });
         let expires = now + self.settings.lifetime.as_secs();
         let challenge = altcha::create_challenge(CreateChallengeOptions {
             algorithm: ALGORITHM.into(),
             cost: self.settings.cost,
             counter: Some(counter),
+            data,
             expires_at: Some(i64::try_from(expires).unwrap_or(i64::MAX)),
             hmac_signature_secret: Some(self.signature_secret.clone()),
             hmac_key_signature_secret: Some(self.key_secret.clone()),
@@ -254,17 +281,37 @@ impl Challenges {
         Some(to_wire(challenge))
     }
 
-    /// Checks `proof` at `now`: signature, expiry and solution (not yet whether it was
-    /// spent: [`Challenges::spend`]).
-    pub fn check(&self, proof: &str, now: UnixSecs) -> Result<Solved, ChallengeError> {
-        let checked = self.verify(proof, now);
+    /// The keyed hash a challenge issued to `ip` carries.
+    fn binding(&self, ip: IpAddr) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.binding_secret).expect("any key");
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => mac.update(&v4.octets()),
+            IpAddr::V6(v6) => mac.update(&v6.octets()[..8]),
+        }
+        hex(&mac.finalize().into_bytes()[..8])
+    }
+
+    /// Checks `proof`, presented from `ip` at `now`: signature, expiry, address and
+    /// solution (not yet whether it was spent: [`Challenges::spend`]).
+    pub fn check(
+        &self,
+        proof: &str,
+        ip: Option<IpAddr>,
+        now: UnixSecs,
+    ) -> Result<Solved, ChallengeError> {
+        let checked = self.verify(proof, ip, now);
         if let Err(err) = &checked {
             self.stats.failed(err);
         }
         checked
     }
 
-    fn verify(&self, proof: &str, now: UnixSecs) -> Result<Solved, ChallengeError> {
+    fn verify(
+        &self,
+        proof: &str,
+        ip: Option<IpAddr>,
+        now: UnixSecs,
+    ) -> Result<Solved, ChallengeError> {
         if proof.len() > MAX_PROOF_BYTES {
             return Err(ChallengeError::Malformed);
         }
@@ -296,6 +343,12 @@ impl Challenges {
         }
         if result.expired || expires < now {
             return Err(ChallengeError::Expired);
+        }
+        let bound = (parameters.data.as_ref())
+            .and_then(|d| d.get("a"))
+            .and_then(|a| a.as_str());
+        if bound != ip.map(|ip| self.binding(ip)).as_deref() {
+            return Err(ChallengeError::Elsewhere);
         }
         if !result.verified {
             return Err(ChallengeError::Wrong);
@@ -357,6 +410,11 @@ fn to_wire(challenge: altcha::Challenge) -> Challenge {
             key_signature: p.key_signature,
             nonce: p.nonce,
             salt: p.salt,
+            data: p.data.map(|data| {
+                (data.into_iter())
+                    .filter_map(|(k, v)| Some((k, v.as_str()?.to_owned())))
+                    .collect()
+            }),
         },
         signature: challenge.signature,
     }
@@ -393,11 +451,38 @@ mod tests {
     }
 
     const NOW: UnixSecs = 1_900_000_000;
+    const IP: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)));
+
+    #[test]
+    fn a_challenge_counts_only_from_the_address_it_was_issued_to() {
+        let c = challenges(easy());
+        let proof = solve(&c.issue(0, IP, NOW).unwrap());
+        let elsewhere = Some("198.51.100.1".parse().unwrap());
+        assert_eq!(
+            c.check(&proof, elsewhere, NOW).unwrap_err(),
+            ChallengeError::Elsewhere
+        );
+        assert_eq!(
+            c.check(&proof, None, NOW).unwrap_err(),
+            ChallengeError::Elsewhere
+        );
+        assert!(c.check(&proof, IP, NOW).is_ok());
+        // IPv6: the same /64 is the same address.
+        let v6 = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let proof = solve(&c.issue(0, v6("2001:db8:1:2::1"), NOW).unwrap());
+        assert!(c.check(&proof, v6("2001:db8:1:2::ffff"), NOW).is_ok());
+        assert_eq!(
+            c.check(&proof, v6("2001:db8:1:3::1"), NOW).unwrap_err(),
+            ChallengeError::Elsewhere
+        );
+        let unbound = solve(&c.issue(0, None, NOW).unwrap());
+        assert!(c.check(&unbound, None, NOW).is_ok());
+    }
 
     #[test]
     fn a_solved_challenge_checks_and_its_wire_form_is_altchas() {
         let c = challenges(easy());
-        let challenge = c.issue(0, NOW).unwrap();
+        let challenge = c.issue(0, IP, NOW).unwrap();
         let json = serde_json::to_value(&challenge).unwrap();
         for key in [
             "algorithm",
@@ -411,7 +496,7 @@ mod tests {
         }
         assert_eq!(json["parameters"]["algorithm"], ALGORITHM);
         let proof = solve(&challenge);
-        let solved = c.check(&proof, NOW).unwrap();
+        let solved = c.check(&proof, IP, NOW).unwrap();
         assert_eq!(solved.nonce, challenge.parameters.nonce);
         assert_eq!(solved.expires, NOW + 600);
     }
@@ -419,14 +504,14 @@ mod tests {
     #[test]
     fn wrong_forged_expired_and_malformed_proofs_are_told_apart() {
         let c = challenges(easy());
-        let challenge = c.issue(0, NOW).unwrap();
+        let challenge = c.issue(0, IP, NOW).unwrap();
         let proof = solve(&challenge);
         assert_eq!(
-            c.check(&proof, NOW + 601).unwrap_err(),
+            c.check(&proof, IP, NOW + 601).unwrap_err(),
             ChallengeError::Expired
         );
         assert_eq!(
-            c.check("not base64!", NOW).unwrap_err(),
+            c.check("not base64!", IP, NOW).unwrap_err(),
             ChallengeError::Malformed
         );
         let engine = &base64::engine::general_purpose::STANDARD;
@@ -438,15 +523,21 @@ mod tests {
         };
         // Less work asked: the signature no longer holds.
         let cheaper = payload(&|j| j["challenge"]["parameters"]["cost"] = 1.into());
-        assert_eq!(c.check(&cheaper, NOW).unwrap_err(), ChallengeError::Forged);
+        assert_eq!(
+            c.check(&cheaper, IP, NOW).unwrap_err(),
+            ChallengeError::Forged
+        );
         let wrong = payload(&|j| {
             j["solution"]["derivedKey"] = "00".repeat(32).into();
         });
-        assert_eq!(c.check(&wrong, NOW).unwrap_err(), ChallengeError::Wrong);
+        assert_eq!(c.check(&wrong, IP, NOW).unwrap_err(), ChallengeError::Wrong);
         // Issued under another secret.
         let other = Challenges::new(easy(), b"another node's secret", c.store.clone());
-        let foreign = solve(&other.issue(0, NOW).unwrap());
-        assert_eq!(c.check(&foreign, NOW).unwrap_err(), ChallengeError::Forged);
+        let foreign = solve(&other.issue(0, IP, NOW).unwrap());
+        assert_eq!(
+            c.check(&foreign, IP, NOW).unwrap_err(),
+            ChallengeError::Forged
+        );
         let mut out = String::new();
         c.stats.render(&mut out, "n");
         assert!(
@@ -468,7 +559,7 @@ mod tests {
         // The secret counter lies within half the mean either side.
         let easy = challenges(easy());
         for _ in 0..20 {
-            let challenge = easy.issue(0, NOW).unwrap();
+            let challenge = easy.issue(0, IP, NOW).unwrap();
             let proof = solve(&challenge);
             let json: serde_json::Value = serde_json::from_slice(
                 &base64::engine::general_purpose::STANDARD
@@ -487,6 +578,6 @@ mod tests {
             on: false,
             ..ChallengeSettings::default()
         });
-        assert_eq!(c.issue(100, NOW), None);
+        assert_eq!(c.issue(100, IP, NOW), None);
     }
 }

@@ -153,6 +153,10 @@ pub enum Verdict {
     Masked(String),
     /// It does not go.
     Withhold(FilterRule),
+    /// It does not go: a blast. `strike`: the first time this client blasted this line in
+    /// the window, which counts toward the automatic rule (once, and never for a blast seen
+    /// only by its address, which others behind it may share).
+    Blast { strike: bool },
 }
 
 /// Lines written so far in the chat, by each side.
@@ -207,6 +211,8 @@ struct Phrases {
 struct Sent {
     first: Instant,
     chats: Vec<ChatId>,
+    /// Whether this client's blast of this line was counted as a strike in the window.
+    struck: bool,
 }
 
 /// Why the phrase file was not taken.
@@ -312,12 +318,15 @@ impl Filter {
             Verdict::Masked(_) => {
                 self.stats.masked.fetch_add(1, Ordering::Relaxed);
             }
-            Verdict::Withhold(rule) => {
-                let at = (FilterRule::ALL.iter().position(|r| r == rule)).unwrap_or(0);
-                self.stats.withheld[at].fetch_add(1, Ordering::Relaxed);
-            }
+            Verdict::Withhold(rule) => self.withheld(*rule),
+            Verdict::Blast { .. } => self.withheld(FilterRule::Blast),
         }
         verdict
+    }
+
+    fn withheld(&self, rule: FilterRule) {
+        let at = (FilterRule::ALL.iter().position(|r| *r == rule)).unwrap_or(0);
+        self.stats.withheld[at].fetch_add(1, Ordering::Relaxed);
     }
 
     fn judge(
@@ -329,21 +338,26 @@ impl Filter {
         now: Instant,
     ) -> Verdict {
         // Every line counts toward a blast, withheld or not: the pattern is the sending.
-        let blasting = self.blasting(text, sender, chat, now);
+        let blast = self.blasting(text, sender, chat, now);
         let phrases = Arc::clone(&self.phrases.read());
-        if phrases.set.as_ref().is_some_and(|set| set.is_match(text)) {
-            return Verdict::Withhold(FilterRule::Phrase);
-        }
         let links_held = match self.settings.links {
             LinkPolicy::Never => false,
             LinkPolicy::Always => true,
             LinkPolicy::UntilBothWrote(n) => written.mine < n || written.theirs < n,
         };
-        if links_held && self.links.links(text).next().is_some() {
-            return Verdict::Withhold(FilterRule::Link);
+        if phrases.set.is_some() || links_held {
+            // As it reads: compatibility forms folded, invisible characters gone, so that
+            // `free\u{200b}bitcoin` or `ｓｐａｍ.example` hide nothing.
+            let seen = readable(text);
+            if phrases.set.as_ref().is_some_and(|set| set.is_match(&seen)) {
+                return Verdict::Withhold(FilterRule::Phrase);
+            }
+            if links_held && self.links.links(&seen).next().is_some() {
+                return Verdict::Withhold(FilterRule::Link);
+            }
         }
-        if blasting {
-            return Verdict::Withhold(FilterRule::Blast);
+        if let Some(strike) = blast {
+            return Verdict::Blast { strike };
         }
         match self.settings.profanity {
             Profanity::Off => Verdict::Pass,
@@ -362,15 +376,15 @@ impl Filter {
         }
     }
 
-    /// Records `text` from `sender` into `chat`; whether it now went into too many chats.
-    fn blasting(&self, text: &str, sender: Sender, chat: ChatId, now: Instant) -> bool {
+    /// Records `text` from `sender` into `chat`. `None`: not a blast; `Some(strike)`: it
+    /// went into too many chats, and `strike` says whether the client itself just did so
+    /// for the first time in the window.
+    fn blasting(&self, text: &str, sender: Sender, chat: ChatId, now: Instant) -> Option<bool> {
         let threshold = self.settings.blast_chats as usize;
         if threshold == 0 {
-            return false;
+            return None;
         }
-        let Some(print) = fingerprint(text) else {
-            return false;
-        };
+        let print = fingerprint(text)?;
         let window = self.settings.blast_window;
         let mut blasts = self.blasts.lock();
         if blasts.len() >= MAX_BLAST_ENTRIES {
@@ -384,28 +398,56 @@ impl Filter {
             }
         }
         let address = sender.ip.map(address_key);
-        let mut most = 0;
-        for key in [Some(sender.client), address].into_iter().flatten() {
+        let mut blasted = false;
+        let mut strike = false;
+        for (key, own) in [(Some(sender.client), true), (address, false)] {
+            let Some(key) = key else { continue };
             let sent = blasts.entry((key, print)).or_insert_with(|| Sent {
                 first: now,
                 chats: Vec::new(),
+                struck: false,
             });
             if now.saturating_duration_since(sent.first) >= window {
                 sent.first = now;
                 sent.chats.clear();
+                sent.struck = false;
             }
             if !sent.chats.contains(&chat) && sent.chats.len() < threshold {
                 sent.chats.push(chat);
             }
-            most = most.max(sent.chats.len());
+            if sent.chats.len() >= threshold {
+                blasted = true;
+                if own && !sent.struck {
+                    sent.struck = true;
+                    strike = true;
+                }
+            }
         }
-        most >= threshold
+        blasted.then_some(strike)
     }
 
     /// Fingerprints remembered now.
     pub fn remembered(&self) -> usize {
         self.blasts.lock().len()
     }
+}
+
+/// `text` as a reader sees it: NFKC (fullwidth and other compatibility forms folded) and
+/// without the invisible characters that can split a word or a link.
+fn readable(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfkc().filter(|&c| !invisible(c)).collect()
+}
+
+/// Characters that show nothing: zero-width spaces and joiners, direction marks, soft
+/// hyphens, variation selectors, fillers, tags.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}'
+        | '\u{17b5}' | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}'
+        | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{3164}'
+        | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{e0000}'..='\u{e0fff}')
 }
 
 /// A line's fingerprint: a hash of its letters, lower-cased; `None` when it has too few to
@@ -577,6 +619,11 @@ mod tests {
             f.check("hi! 3.5 stars, e.g. ok", FRESH, sender(1), ChatId(1), now),
             Verdict::Pass
         );
+        assert_eq!(
+            f.check("spam\u{200b}.example", FRESH, sender(1), ChatId(1), now),
+            Verdict::Withhold(FilterRule::Link),
+            "split by an invisible space"
+        );
         let never = filter(FilterSettings {
             links: LinkPolicy::Never,
             ..FilterSettings::default()
@@ -621,12 +668,18 @@ mod tests {
         let variant = "hot SINGLES in your area... want to meet you!!! 2";
         assert_eq!(
             f.check(variant, TALKED, sender(1), ChatId(5), start),
-            Verdict::Withhold(FilterRule::Blast)
+            Verdict::Blast { strike: true }
         );
-        // Another client from the same address is caught by the address.
+        // Once a strike per line and window.
         assert_eq!(
-            f.check(line, TALKED, sender(2), ChatId(6), start),
-            Verdict::Withhold(FilterRule::Blast)
+            f.check(line, TALKED, sender(1), ChatId(6), start),
+            Verdict::Blast { strike: false }
+        );
+        // Another client from the same address is caught by the address, without a strike:
+        // it sent the line once.
+        assert_eq!(
+            f.check(line, TALKED, sender(2), ChatId(7), start),
+            Verdict::Blast { strike: false }
         );
         // Elsewhere, someone else: free to say it.
         let elsewhere = Sender {

@@ -259,15 +259,23 @@ impl SnapshotSettings {
 pub enum ClassifyError {
     #[error("the classifier did not answer in time")]
     Timeout,
+    #[error("{MAX_IN_FLIGHT} stills are with the classifier already")]
+    Busy,
     #[error("the classifier failed: {0}")]
     Failed(String),
 }
+
+/// Stills a node has with the classifier at once, at most; past it, a still is not sent
+/// (a failure, as the operator's `--snapshot-failure` says), so that a slow classifier
+/// cannot pile up work and memory on the node.
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// The operator's classifier, over HTTP.
 pub struct Webhook {
     url: String,
     agent: ureq::Agent,
     timeout: Duration,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Webhook {
@@ -281,6 +289,7 @@ impl Webhook {
             url,
             agent: config.into(),
             timeout,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         }
     }
 
@@ -290,8 +299,15 @@ impl Webhook {
         kind: ImageKind,
         image: Arc<[u8]>,
     ) -> Result<Classification, ClassifyError> {
+        // Held until the blocking call itself returns, timed out or not.
+        let permit =
+            (Arc::clone(&self.in_flight).try_acquire_owned()).map_err(|_| ClassifyError::Busy)?;
         let webhook = Arc::clone(self);
-        let call = tokio::task::spawn_blocking(move || webhook.call(kind, &image));
+        let call = tokio::task::spawn_blocking(move || {
+            let answer = webhook.call(kind, &image);
+            drop(permit);
+            answer
+        });
         match tokio::time::timeout(self.timeout + Duration::from_secs(1), call).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(ClassifyError::Failed(join.to_string())),
@@ -516,6 +532,15 @@ pub enum Outcome {
     Ends { flagged: bool, banned: bool },
 }
 
+/// The report reason a flagging class is filed under.
+fn reason_of(class: &str) -> Reason {
+    match class.to_ascii_lowercase().as_str() {
+        "minor" => Reason::Minor,
+        "nudity" | "sexual" | "sexual_activity" | "sexual_display" | "erotica" => Reason::Nudity,
+        _ => Reason::Other,
+    }
+}
+
 /// Who the classifier's reports are filed by.
 fn classifier_identity() -> tandem_ids::ClientId {
     tandem_ids::ClientId::parse("classifier.snapshot").expect("a valid id")
@@ -551,7 +576,7 @@ impl Snapshots {
             Err(err) => {
                 let counter = match err {
                     ClassifyError::Timeout => &self.stats.timeouts,
-                    ClassifyError::Failed(_) => &self.stats.failures,
+                    ClassifyError::Busy | ClassifyError::Failed(_) => &self.stats.failures,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %err, "a snapshot could not be classified");
@@ -620,11 +645,7 @@ impl Snapshots {
             reporter: Arc::new(Identity::of(classifier_identity())),
             reported: Arc::clone(sender),
             country,
-            reason: if top.class.eq_ignore_ascii_case("minor") {
-                Reason::Minor
-            } else {
-                Reason::Nudity
-            },
+            reason: reason_of(&top.class),
             note: Some(format!(
                 "video snapshot flagged by the classifier: {described}"
             )),

@@ -425,6 +425,7 @@ async fn snapshot(
     HttpResponse::Ok()
         .content_type(record.kind.media_type())
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .insert_header((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(image)
 }
 

@@ -100,11 +100,19 @@ impl Slot {
     /// How hard the address pushes now: the connections it holds, or the handshakes it made
     /// lately (its bucket's tokens spent), whichever is more. The challenge grows with it.
     pub fn pressure(&self) -> u32 {
+        self.pressure_at(Instant::now())
+    }
+
+    /// [`Slot::pressure`] at `now` (the bucket refilled up to then).
+    pub fn pressure_at(&self, now: Instant) -> u32 {
         let entries = self.per_ip.entries.lock();
         let Some(entry) = entries.get(&self.key) else {
             return 0;
         };
-        let spent = (self.per_ip.limits.burst - entry.tokens).max(0.0);
+        let limits = &self.per_ip.limits;
+        let elapsed = now.saturating_duration_since(entry.refilled).as_secs_f64();
+        let tokens = (entry.tokens + elapsed * limits.handshakes_per_sec).min(limits.burst);
+        let spent = (limits.burst - tokens).max(0.0);
         entry.conns.max(spent as u32)
     }
 }
@@ -205,20 +213,25 @@ mod tests {
         let held: Vec<Slot> = (0..3)
             .map(|_| per_ip.admit(ip("192.0.2.1"), now).unwrap().unwrap())
             .collect();
-        assert_eq!(held[0].pressure(), 3);
+        assert_eq!(held[0].pressure_at(now), 3);
         drop(held);
         // Closed again, but opened just now: they still count until the bucket refills.
         let again = per_ip.admit(ip("192.0.2.1"), now).unwrap().unwrap();
-        assert_eq!(again.pressure(), 4);
+        assert_eq!(again.pressure_at(now), 4);
         let later = now + Duration::from_secs(60);
         let calm = per_ip.admit(ip("192.0.2.1"), later).unwrap().unwrap();
         assert_eq!(
-            calm.pressure(),
+            calm.pressure_at(later),
             2,
             "two held, and one handshake of the bucket spent"
         );
+        // Read much later, the bucket has refilled meanwhile: only what is held counts.
+        let much_later = later + Duration::from_secs(3600);
+        assert_eq!(calm.pressure_at(much_later), 2);
+        drop(again);
+        assert_eq!(calm.pressure_at(much_later), 1);
         let other = per_ip.admit(ip("192.0.2.9"), now).unwrap().unwrap();
-        assert_eq!(other.pressure(), 1);
+        assert_eq!(other.pressure_at(now), 1);
     }
 
     #[test]

@@ -103,6 +103,12 @@ pub struct UserSession {
     passed: bool,
     /// Whether a solved challenge is being spent, its `join` waiting for that.
     proving: bool,
+    /// The challenge this connection was last given, sent again with a refusal until it
+    /// expires or is spent (issuing one costs the node a key derivation).
+    challenge: Option<tandem_proto::Challenge>,
+    /// Counts `join`, `next` and `leave`: a join waiting for its proof to be spent goes on
+    /// only if none came meanwhile.
+    moves: u64,
     /// When the last snapshot was taken in.
     last_snapshot: Option<Instant>,
     /// The connection's socket, ended once the client has closed.
@@ -173,6 +179,8 @@ impl UserSession {
                 saved: Vec::new(),
                 passed,
                 proving: false,
+                challenge: None,
+                moves: 0,
                 last_snapshot: None,
                 slot,
                 socket,
@@ -287,6 +295,9 @@ impl UserSession {
 
     fn dispatch(&mut self, msg: ClientMsg, now: Instant, ctx: &mut Context<Self>) {
         let mut effects = std::mem::take(&mut self.effects);
+        if matches!(msg, ClientMsg::Join(_) | ClientMsg::Next | ClientMsg::Leave) {
+            self.moves += 1;
+        }
         match msg {
             ClientMsg::Join(join) => self.join(&join, now, &mut effects, ctx),
             ClientMsg::Next => self.core.next(now, &mut effects),
@@ -331,10 +342,16 @@ impl UserSession {
                     Filtered::Masked(masked) => masked,
                     Filtered::Withhold(rule) => {
                         debug!(parent: &self.span, rule = rule.as_str(), "line withheld");
-                        if rule == FilterRule::Blast {
+                        let msg = ServerMsg::error(ErrorCode::Filtered, rule.message());
+                        return effects.push(Effect::Send(msg));
+                    }
+                    Filtered::Blast { strike } => {
+                        debug!(parent: &self.span, strike, "blast withheld");
+                        if strike {
                             self.strike(chat, text);
                         }
-                        let msg = ServerMsg::error(ErrorCode::Filtered, rule.message());
+                        let message = FilterRule::Blast.message();
+                        let msg = ServerMsg::error(ErrorCode::Filtered, message);
                         return effects.push(Effect::Send(msg));
                     }
                 }
@@ -574,7 +591,8 @@ impl UserSession {
                 self.challenge_error(ErrorCode::ChallengeRequired, message.into()),
             ));
         };
-        let solved = match challenges.check(proof, crate::entitlement::unix_now()) {
+        let checked = challenges.check(proof, self.who.ip, crate::entitlement::unix_now());
+        let solved = match checked {
             Ok(solved) => solved,
             Err(err) => {
                 debug!(parent: &self.span, cause = err.as_str(), "proof refused");
@@ -584,8 +602,10 @@ impl UserSession {
             }
         };
         // Spent in the store before the join goes on, so that it counts once in the
-        // cluster; the join waits for that.
+        // cluster; the join waits for that, and is dropped if a `leave` or `next` (or
+        // another join) came meanwhile.
         self.proving = true;
+        let moves = self.moves;
         let abuse = Arc::clone(&self.env.abuse);
         let spend = async move { abuse.challenges.spend(&solved).await };
         ctx.spawn(spend.into_actor(self).map(move |spent, act, ctx| {
@@ -594,8 +614,11 @@ impl UserSession {
             match spent {
                 Ok(()) => {
                     act.passed = true;
-                    act.env.metrics.joins.fetch_add(1, Ordering::Relaxed);
-                    act.core.join(prefs, Instant::now(), &mut effects);
+                    act.challenge = None;
+                    if act.moves == moves {
+                        act.env.metrics.joins.fetch_add(1, Ordering::Relaxed);
+                        act.core.join(prefs, Instant::now(), &mut effects);
+                    }
                 }
                 Err(ChallengeError::Store(err)) => {
                     warn!(parent: &act.span, error = %err, "a proof could not be spent");
@@ -604,6 +627,10 @@ impl UserSession {
                     effects.push(Effect::Send(msg));
                 }
                 Err(err) => {
+                    if err == ChallengeError::Spent {
+                        // Perhaps this connection's own: it gets another.
+                        act.challenge = None;
+                    }
                     let msg = act.challenge_error(ErrorCode::ChallengeFailed, err.to_string());
                     effects.push(Effect::Send(msg));
                 }
@@ -612,19 +639,29 @@ impl UserSession {
         }));
     }
 
-    /// A `challenge_required` or `challenge_failed` error with a fresh challenge to solve.
-    fn challenge_error(&self, code: ErrorCode, message: String) -> ServerMsg {
-        let challenge = self.env.abuse.challenges.issue(
-            self.slot.as_ref().map_or(0, |s| s.pressure()),
-            crate::entitlement::unix_now(),
-        );
+    /// A `challenge_required` or `challenge_failed` error with the challenge to solve: the
+    /// connection's own while it holds, else a fresh one.
+    fn challenge_error(&mut self, code: ErrorCode, message: String) -> ServerMsg {
+        let now = crate::entitlement::unix_now();
+        let held = (self.challenge.as_ref())
+            .and_then(|c| c.parameters.expires_at)
+            .is_some_and(|at| u64::try_from(at).is_ok_and(|at| at > now + 30));
+        if !held {
+            self.challenge = self.issue_challenge(now);
+        }
         ServerMsg::Error {
             code,
             message,
             until: None,
             ban: None,
-            challenge,
+            challenge: self.challenge.clone(),
         }
+    }
+
+    /// A fresh challenge for this connection, at its address's pressure.
+    fn issue_challenge(&self, now: u64) -> Option<tandem_proto::Challenge> {
+        let pressure = self.slot.as_ref().map_or(0, |s| s.pressure());
+        (self.env.abuse.challenges).issue(pressure, self.who.ip, now)
     }
 
     /// Carries out the core's effects, in order.
@@ -733,6 +770,7 @@ impl Actor for UserSession {
         ctx.run_interval(env.settings.heartbeat_interval, |act, ctx| {
             act.heartbeat(ctx)
         });
+        self.challenge = self.issue_challenge(crate::entitlement::unix_now());
         let client = &self.who.client;
         let welcome = ServerMsg::Welcome(Welcome {
             session: self.core.id(),
@@ -744,10 +782,7 @@ impl Actor for UserSession {
             },
             proto: PROTOCOL_VERSION,
             node: env.node.to_string(),
-            challenge: env.abuse.challenges.issue(
-                self.slot.as_ref().map_or(0, |s| s.pressure()),
-                crate::entitlement::unix_now(),
-            ),
+            challenge: self.challenge.clone(),
         });
         self.send(&welcome, ctx);
         debug!(parent: &self.span, "connected");

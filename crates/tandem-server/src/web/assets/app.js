@@ -118,6 +118,8 @@ let joins = 0;
 /** Fresh challenges answered in a row for one join: a node that keeps refusing is told. */
 let challengeRetries = 0;
 const MAX_CHALLENGE_RETRIES = 3;
+/** The proof of the join waiting for its answer, sent again if the node could not check it. */
+let proofSent = null;
 const landing = new Landing($('start-form'));
 const log = new ChatLog($('log'), $('typing'));
 const saveChat = new SaveChat({
@@ -187,6 +189,7 @@ async function join() {
     if (mine !== joins || state.phase !== 'connecting' || !connection.ready) return;
     if (proof) message.proof = proof;
     prover.spent();
+    proofSent = proof;
   }
   connection.send(message);
   setPhase('waiting');
@@ -335,7 +338,18 @@ function onMessage(message) {
     onChallengeRefused(message);
     return;
   }
-  if (message.type === 'waiting' || message.type === 'matched') challengeRetries = 0;
+  if (message.type === 'waiting' || message.type === 'matched') {
+    challengeRetries = 0;
+    proofSent = null;
+  }
+  if (message.type === 'error' && message.code === 'unavailable' && proofSent
+      && state.phase === 'waiting') {
+    // The node could not check the proof now: the same proof goes again in a moment.
+    prover.restore(proofSent);
+    proofSent = null;
+    setTimeout(() => { if (state.phase === 'waiting') join(); }, 1000);
+    return;
+  }
   // So may the answer to "Save this chat".
   if (saveChat.handle(message)) return;
   if (state.phase === 'landing' || state.phase === 'banned') return;

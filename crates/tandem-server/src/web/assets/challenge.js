@@ -63,4 +63,10 @@ export class Prover {
     this.passed = true;
     this.pending = null;
   }
+
+  /** The node could not check `proof` (its store was unreachable): it may be sent again. */
+  restore(proof) {
+    this.passed = false;
+    this.pending = Promise.resolve(proof);
+  }
 }

@@ -1,11 +1,11 @@
 // Stills of the user's own camera for the node's automated moderation: while a video chat
 // lasts, every `limits.snapshot_interval_ms` (0: the node asks none) the page draws the
-// local video at most 320 pixels wide, encodes it as JPEG (at most 65,528 bytes, the
+// local video at most 320 pixels wide, encodes it as JPEG (at most 65,504 bytes, the
 // quality lowered until it fits) and sends it as a binary frame: the chat id's 8 bytes,
 // then the image. Nothing is kept here.
 
 const MAX_WIDTH = 320;
-const MAX_BYTES = 65_528;
+const MAX_BYTES = 65_504;
 const QUALITIES = [0.7, 0.5, 0.3];
 
 export class Stills {
