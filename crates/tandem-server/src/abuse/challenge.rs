@@ -43,6 +43,10 @@ pub const MAX_DIFFICULTY: u32 = 1_000_000;
 /// The highest `--challenge-cost` taken: the node derives a key at that cost per challenge.
 pub const MAX_COST: u32 = 100_000;
 
+/// How long a spent challenge is kept past its challenge's expiry, at most (and at most a
+/// lifetime): a node whose clock runs behind would otherwise take a purged solution as fresh.
+pub const SPENT_GRACE: Duration = Duration::from_secs(300);
+
 /// The longest `join.proof` taken, in bytes (a real one is about 700).
 pub const MAX_PROOF_BYTES: usize = 4096;
 
@@ -364,8 +368,9 @@ impl Challenges {
     pub async fn spend(&self, solved: &Solved) -> Result<(), ChallengeError> {
         let spent = async {
             let store = self.store.get().await?;
+            let grace = self.settings.lifetime.min(SPENT_GRACE).as_secs();
             let record = Spent {
-                expires: solved.expires,
+                expires: solved.expires + grace,
             };
             store.create(Bucket::Spent, &solved.nonce, &record).await
         };

@@ -236,8 +236,8 @@ pub struct Blocks {
     pub at: UnixSecs,
 }
 
-/// A proof-of-work challenge that was solved: its solution is not accepted again before
-/// `expires`, when the challenge itself expires.
+/// A proof-of-work challenge that was solved: its solution is not accepted again; kept
+/// until `expires`, a little after the challenge itself expires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spent {
     pub expires: UnixSecs,

@@ -170,11 +170,7 @@ pub async fn purge(
         ),
         (
             Bucket::Spent,
-            // A grace for clocks of the cluster's nodes that disagree a little.
-            expired(store, Bucket::Spent, |s: &Spent| {
-                s.expires + SPENT_GRACE.as_secs() <= now
-            })
-            .await?,
+            expired(store, Bucket::Spent, |s: &Spent| s.expires <= now).await?,
         ),
         (
             Bucket::Snapshots,
@@ -192,10 +188,6 @@ pub async fn purge(
     }
     Ok(purged)
 }
-
-/// How long a spent challenge is kept past its challenge's expiry: nodes whose clocks run
-/// behind would otherwise take a purged solution as fresh.
-pub const SPENT_GRACE: Duration = Duration::from_secs(300);
 
 /// When a stored snapshot was flagged: all the purge reads of it.
 #[derive(serde::Deserialize)]
@@ -348,18 +340,8 @@ pub mod contract {
         put(Bucket::Logs, "old", json(log("old", now - 121 * DAY))).await;
         put(Bucket::Logs, "new", json(log("new", now - 119 * DAY))).await;
         let spent = |expires| crate::moderation::records::Spent { expires };
-        put(
-            Bucket::Spent,
-            "old",
-            json(spent(now - SPENT_GRACE.as_secs())),
-        )
-        .await;
-        put(
-            Bucket::Spent,
-            "new",
-            json(spent(now - SPENT_GRACE.as_secs() + 1)),
-        )
-        .await;
+        put(Bucket::Spent, "old", json(spent(now))).await;
+        put(Bucket::Spent, "new", json(spent(now + 1))).await;
         let snapshot = |at: UnixSecs| serde_json::json!({ "at": at, "sealed": "…" });
         put(Bucket::Snapshots, "old", snapshot(now - 7 * DAY)).await;
         put(Bucket::Snapshots, "new", snapshot(now - 7 * DAY + 1)).await;
