@@ -23,6 +23,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9090`, or a cluster-internal
+    /// address) instead of on --listen, where users reach it [default: on --listen].
+    #[arg(long, env = "TANDEM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Shard actors, each owning part of the waiting pool [default: one per core].
     #[arg(long, env = "TANDEM_SHARDS")]
     pub shards: Option<usize>,

@@ -114,8 +114,9 @@ impl Histogram {
             .collect()
     }
 
-    /// Appends the histogram in the Prometheus text format.
-    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+    /// Appends the histogram in the Prometheus text format, its series labelled with
+    /// `node` (already escaped).
+    pub fn render(&self, out: &mut String, name: &str, help: &str, node: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;
         for (i, count) in self.counts.iter().enumerate() {
@@ -124,10 +125,16 @@ impl Histogram {
                 Some(b) => b.to_string(),
                 None => "+Inf".to_owned(),
             };
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{node=\"{node}\",le=\"{le}\"}} {cumulative}"
+            );
         }
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{node=\"{node}\"}} {sum}\n{name}_count{{node=\"{node}\"}} {cumulative}"
+        );
     }
 }
 
@@ -349,7 +356,122 @@ impl Metrics {
             &mut out,
             "tandem_match_wait_seconds",
             "Time from join or next to matched, per session.",
+            node,
         );
         out
+    }
+}
+
+/// `value` as a label value of the Prometheus text format: backslash, double quote and
+/// newline escaped (an operator's `--node-id` may hold any of them).
+pub fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What every node says of itself: `tandem_build_info` and, on Linux, the process's CPU,
+/// memory, descriptors and start time (the names Prometheus's own clients use).
+pub fn render_process(out: &mut String, node: &str) {
+    let _ = writeln!(
+        out,
+        "# HELP tandem_build_info The build this node runs (always 1).\n# TYPE tandem_build_info gauge\ntandem_build_info{{node=\"{node}\",version=\"{}\"}} 1",
+        escape_label(env!("CARGO_PKG_VERSION"))
+    );
+    let Some(process) = ProcessStats::read() else {
+        return;
+    };
+    let gauges = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+            process.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size, in bytes.",
+            process.resident_bytes as f64,
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            process.open_fds as f64,
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "The limit of open file descriptors.",
+            process.max_fds as f64,
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "When the process started, in seconds since the Unix epoch.",
+            process.start_time,
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}"
+        );
+    }
+}
+
+/// The process's figures, from `/proc/self`.
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    open_fds: usize,
+    max_fds: u64,
+    start_time: f64,
+}
+
+impl ProcessStats {
+    fn read() -> Option<Self> {
+        // SAFETY: sysconf has no preconditions; it only reads a system constant.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        // SAFETY: as above.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if ticks <= 0 || page <= 0 {
+            return None;
+        }
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The fields after the command (which may hold spaces), from field 3 on.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let number = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        let cpu_seconds = (number(14)? + number(15)?) as f64 / ticks as f64;
+        let started_ticks = number(22)?;
+        let resident_bytes = number(24)? * page as u64;
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        let start_time = now - uptime + started_ticks as f64 / ticks as f64;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count();
+        let max_fds = rlimit::getrlimit(rlimit::Resource::NOFILE).ok()?.0;
+        Some(Self {
+            cpu_seconds,
+            resident_bytes,
+            open_fds,
+            max_fds,
+            start_time,
+        })
     }
 }

@@ -119,10 +119,12 @@ impl Node {
 
     /// The Prometheus exposition of this node: its own series, and its cluster's.
     pub fn render_metrics(&self) -> String {
-        let mut out = self.metrics.render(&self.id.0);
+        let node = crate::metrics::escape_label(&self.id.0);
+        let mut out = self.metrics.render(&node);
         if let Some(cluster) = &self.cluster {
-            cluster.stats().render(&mut out, &self.id.0);
+            cluster.stats().render(&mut out, &node);
         }
+        crate::metrics::render_process(&mut out, &node);
         out
     }
 

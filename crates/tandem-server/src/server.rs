@@ -33,6 +33,10 @@ use crate::session::SessionEnv;
 pub struct RunningServer {
     /// Where it listens (the real port when bound to port 0).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when it has a listener of its own (`--metrics-listen`).
+    pub metrics_addr: Option<SocketAddr>,
+    /// That listener's server.
+    metrics_server: Option<(ServerHandle, actix_rt::task::JoinHandle<io::Result<()>>)>,
     pub node: Arc<Node>,
     handle: ServerHandle,
     task: actix_rt::task::JoinHandle<io::Result<()>>,
@@ -152,13 +156,37 @@ impl RunningServer {
         // A client that does not acknowledge what it was sent for as long as the heartbeat
         // waits for a sign of life loses its connection, also after its session is gone.
         let unacknowledged = args.heartbeat_timeout;
+        let metrics_apart = args.metrics_listen;
+        let (metrics_addr, metrics_server) = match metrics_apart {
+            Some(at) => {
+                let listener = TcpListener::bind(at)?;
+                let bound = listener.local_addr()?;
+                let (data, gateway, privacy) = (data.clone(), gateway.clone(), privacy.clone());
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .app_data(gateway.clone())
+                        .app_data(privacy.clone())
+                        .configure(gateway::metrics_routes)
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener)?
+                .run();
+                let handle = server.handle();
+                info!(addr = %bound, "metrics on a listener of their own");
+                (Some(bound), Some((handle, actix_rt::spawn(server))))
+            }
+            None => (None, None),
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(gateway.clone())
                 .app_data(dashboard.clone())
                 .app_data(privacy.clone())
-                .configure(gateway::routes)
+                .configure(|cfg| gateway::routes_with(cfg, metrics_apart.is_none()))
         })
         // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm
         // holds a frame back until the previous one is acknowledged, and the peer's delayed
@@ -185,6 +213,8 @@ impl RunningServer {
         info!(node = %node.id(), %addr, shards, "listening");
         Ok(Self {
             addr,
+            metrics_addr,
+            metrics_server,
             node,
             handle,
             task,
@@ -227,6 +257,10 @@ impl RunningServer {
         }
         self.handle.stop(true).await;
         let result = self.task.await.unwrap_or(Ok(()));
+        if let Some((handle, task)) = self.metrics_server {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         self.follower.abort();
         self.purger.abort();
         self.filter_follower.abort();

@@ -208,16 +208,19 @@ impl ClusterStats {
             out,
             "tandem_nats_rtt_seconds",
             "Round trip from this node through the NATS server back to it.",
+            node,
         );
         self.transit.render(
             out,
             "tandem_cluster_transit_seconds",
             "Envelope time from publish on one node to receipt on this one (relays, claims).",
+            node,
         );
         self.claim_rtt.render(
             out,
             "tandem_cluster_claim_seconds",
             "From reserving a seat for a cross-node pairing to the partner node's answer.",
+            node,
         );
     }
 }

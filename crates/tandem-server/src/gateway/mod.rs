@@ -88,10 +88,23 @@ impl Gateway {
 
 /// Registers the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    routes_with(cfg, true);
+}
+
+/// The routes of the metrics listener (`--metrics-listen`): `/metrics` alone.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics));
+}
+
+/// Registers the node's routes; `/metrics` only if `with_metrics` (else it has a listener
+/// of its own, [`metrics_routes`]).
+pub fn routes_with(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     cfg.route("/ws", web::get().to(upgrade))
-        .route("/healthz", web::get().to(healthz))
-        .route("/metrics", web::get().to(metrics))
-        .configure(crate::web::routes)
+        .route("/healthz", web::get().to(healthz));
+    if with_metrics {
+        cfg.route("/metrics", web::get().to(metrics));
+    }
+    cfg.configure(crate::web::routes)
         .configure(crate::privacy::http::routes)
         .configure(crate::admin::routes);
 }
@@ -288,9 +301,10 @@ async fn metrics(
     privacy: web::Data<Arc<crate::privacy::Privacy>>,
 ) -> HttpResponse {
     let mut out = node.render_metrics();
-    gateway.moderation().stats.render(&mut out, &node.id().0);
-    privacy.render(&mut out, &node.id().0);
-    gateway.sessions.abuse.render(&mut out, &node.id().0);
+    let label = crate::metrics::escape_label(&node.id().0);
+    gateway.moderation().stats.render(&mut out, &label);
+    privacy.render(&mut out, &label);
+    gateway.sessions.abuse.render(&mut out, &label);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)
