@@ -132,6 +132,7 @@ async fn serve(tcp: tokio::net::TcpStream, id: u64, bug: Bug, world: Arc<Mutex<W
                                         college: None,
                                     },
                                     spy: None,
+                                    ice_servers: Vec::new(),
                                 }));
                             }
                         }

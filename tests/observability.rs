@@ -132,7 +132,10 @@ async fn without_metrics_listen_metrics_stay_on_the_main_listener_with_the_node_
     let (status, metrics) = http_get(server.addr, "/metrics").await;
     assert_eq!(status, 200);
     let label = r#"node="n \"one\" \\ two""#;
-    for sample in metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for sample in metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         assert!(sample.contains(label), "no escaped node label: {sample}");
     }
     assert!(metrics.contains("tandem_build_info{node="), "{metrics}");

@@ -1658,3 +1658,69 @@ async fn in_a_video_chat_the_page_sends_stills_to_automated_moderation_and_says_
     assert_no_problems(&[&alice, &bob, &operator]);
     server.shutdown().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn video_connects_through_a_real_coturn_with_relay_only_ice_and_credentials_per_chat() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let secret = "the coturn test's shared secret";
+    let coturn = common::turn::Coturn::start(secret);
+    let mut args = generous_args();
+    args.turn = vec![coturn.url()];
+    args.turn_secret = Some(secret.into());
+    let server = start_server_with(args);
+    // What a client gets: the welcome's credentials, then each chat's own.
+    let mut probe = Client::connect(server.addr).await;
+    let welcome_user = probe.welcome.ice_servers[0].username.clone().unwrap();
+    let url = format!("http://{}/?relay=1", server.addr);
+    let browser = Browser::launch().await;
+    let alice = browser.page("alice", &url).await;
+    let bob = browser.page("bob", &url).await;
+    start_chat(&alice, "video", &[]).await;
+    start_chat(&bob, "video", &[]).await;
+    for page in [&alice, &bob] {
+        page.wait_for(
+            "a peer connection through the relay",
+            "window.tandem.pc?.connectionState === 'connected'",
+            BROWSER_STEP,
+        )
+        .await;
+        // The pair in use is relayed on both ends: nothing went browser to browser.
+        let kinds = page
+            .eval(
+                "(async () => { const stats = await window.tandem.pc.getStats(); \
+                  let pair = null; \
+                  stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) \
+                    pair = stats.get(s.selectedCandidatePairId); }); \
+                  if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated \
+                    && s.state === 'succeeded') pair = s; }); \
+                  return pair ? [stats.get(pair.localCandidateId).candidateType, \
+                                 stats.get(pair.remoteCandidateId).candidateType] : null; })()",
+            )
+            .await;
+        assert_eq!(
+            kinds,
+            serde_json::json!(["relay", "relay"]),
+            "[{}]",
+            page.name
+        );
+    }
+    // A chat of the probe's own brings credentials issued for that chat.
+    let mut other = Client::connect(server.addr).await;
+    probe.join().await;
+    other.join().await;
+    let matched = probe.matched().await;
+    let turn = matched
+        .ice_servers
+        .iter()
+        .find(|s| s.urls.iter().any(|u| u.starts_with("turn:")))
+        .expect("TURN in matched");
+    let expiry = |user: &str| user.split(':').next().unwrap().parse::<u64>().unwrap();
+    assert!(expiry(turn.username.as_deref().unwrap()) >= expiry(&welcome_user));
+    assert_eq!(
+        turn.credential.as_deref().unwrap(),
+        tandem_server::ice::turn_credential(secret.as_bytes(), turn.username.as_deref().unwrap())
+    );
+    assert_no_problems(&[&alice, &bob]);
+    drop(coturn);
+    server.shutdown().await.unwrap();
+}

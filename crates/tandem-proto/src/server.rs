@@ -150,6 +150,11 @@ pub struct Matched {
     /// In spy mode only: the question and this side's role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spy: Option<SpyInfo>,
+    /// STUN/TURN servers for this chat's `RTCPeerConnection`, as in `welcome`: TURN
+    /// credentials issued for this chat, so a connection that lives through many chats never
+    /// holds stale ones.
+    #[serde(default)]
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// A spy-mode chat (Omegle's question mode), as one side sees it.

@@ -619,6 +619,8 @@ impl SessionCore {
             common_interests: pairing.common_interests,
             partner: pairing.partner_info,
             spy,
+            // The node's to fill in as it sends it (credentials are not the engine's).
+            ice_servers: Vec::new(),
         })));
         self.phase = Phase::Chatting {
             chat: pairing.chat,

@@ -193,6 +193,16 @@ impl UserSession {
         if let ServerMsg::Error { code, .. } = msg {
             self.env.metrics.error(*code);
         }
+        if let ServerMsg::Matched(matched) = msg {
+            // Fresh TURN credentials with every chat.
+            let now = crate::entitlement::unix_now();
+            let matched = tandem_proto::Matched {
+                ice_servers: self.env.ice.servers_for(&self.who.client, now),
+                ..matched.clone()
+            };
+            let frame = self.codec.encode(&ServerMsg::Matched(matched));
+            return self.push(Outgoing::Frame(frame), ctx);
+        }
         self.push(Outgoing::Frame(self.codec.encode(msg)), ctx);
     }
 

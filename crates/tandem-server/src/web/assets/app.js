@@ -402,7 +402,7 @@ function onMatched(message) {
     log.system('Nobody with your interests was around, so this stranger is completely random.');
   }
   if (state.prefs.mode === 'video' && state.localStream) {
-    startCall(message.initiator === true);
+    startCall(message.initiator === true, message.ice_servers);
     const every = connection.welcome?.limits?.snapshot_interval_ms ?? 0;
     stills.start(state.chat, every);
     ui.videoModeration.hidden = !(every > 0);
@@ -572,10 +572,16 @@ function onMessageKeyDown(event) {
 
 // ---- video ---------------------------------------------------------------------------
 
-function startCall(initiator) {
+/** `?relay=1`: video only through the node's TURN relay, so that the stranger never learns
+ * this browser's address (slower; needs a TURN server). */
+const RELAY_ONLY = new URLSearchParams(location.search).get('relay') === '1';
+
+function startCall(initiator, iceServers) {
   const chat = state.chat;
   const call = new Call({
-    iceServers: connection.welcome?.ice_servers ?? [],
+    // This chat's credentials (fresh with every match); the connection's as a fallback.
+    iceServers: iceServers?.length ? iceServers : (connection.welcome?.ice_servers ?? []),
+    relayOnly: RELAY_ONLY,
     localStream: state.localStream,
     signal: (data) => {
       if (state.chat === chat) connection.send({ type: 'signal', chat, data });

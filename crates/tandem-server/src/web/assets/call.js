@@ -9,17 +9,21 @@
 export class Call {
   /**
    * @param {object} options
-   * @param {RTCIceServer[]} options.iceServers       from `welcome.ice_servers`
+   * @param {RTCIceServer[]} options.iceServers       from `matched.ice_servers`
+   * @param {boolean} options.relayOnly                 only through TURN (hides addresses)
    * @param {MediaStream} options.localStream          camera and microphone
    * @param {(data: object) => void} options.signal    sends signaling to the partner
    * @param {(stream: MediaStream) => void} options.onRemoteStream
    * @param {(state: RTCPeerConnectionState) => void} options.onState
    */
-  constructor({ iceServers, localStream, signal, onRemoteStream, onState }) {
+  constructor({ iceServers, relayOnly = false, localStream, signal, onRemoteStream, onState }) {
     this.signal = signal;
     this.closed = false;
     this.pendingCandidates = [];
-    this.pc = new RTCPeerConnection({ iceServers: iceServers.map(toRtcIceServer) });
+    this.pc = new RTCPeerConnection({
+      iceServers: iceServers.map(toRtcIceServer),
+      iceTransportPolicy: relayOnly ? 'relay' : 'all',
+    });
     for (const track of localStream.getTracks()) this.pc.addTrack(track, localStream);
     this.pc.addEventListener('track', (event) => {
       if (this.closed) return;
@@ -83,7 +87,7 @@ export class Call {
   }
 }
 
-/** `welcome.ice_servers` entries (`urls`, `username`, `credential`) as RTCIceServer. */
+/** `matched.ice_servers` (or `welcome.ice_servers`) entries (`urls`, `username`, `credential`) as RTCIceServer. */
 function toRtcIceServer(server) {
   const out = { urls: server.urls };
   if (server.username) out.username = server.username;
