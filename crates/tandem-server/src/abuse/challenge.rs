@@ -578,6 +578,12 @@ mod tests {
     }
 
     #[test]
+    fn the_store_keeps_a_spent_challenge_longer_than_any_challenge_lives() {
+        let kept = Bucket::Spent.max_age().unwrap();
+        assert!(MAX_LIFETIME + SPENT_GRACE < kept);
+    }
+
+    #[test]
     fn no_challenge_is_issued_when_they_are_off() {
         let c = challenges(ChallengeSettings {
             on: false,

@@ -73,11 +73,12 @@ impl Bucket {
     }
 
     /// How long the bucket keeps a record whatever the purge does, where it has such a
-    /// bound: a spent challenge is worthless once its challenge has expired, and a cluster
-    /// spends one per connection, so its key-value bucket drops them by age itself.
+    /// bound: a spent challenge is worthless once its challenge has expired (a challenge
+    /// lives an hour at most), and a cluster spends one per connection, so its key-value
+    /// bucket drops them by age itself.
     pub fn max_age(self) -> Option<std::time::Duration> {
         match self {
-            Self::Spent => Some(crate::abuse::challenge::MAX_LIFETIME * 2),
+            Self::Spent => Some(std::time::Duration::from_secs(2 * 3600)),
             _ => None,
         }
     }
