@@ -209,10 +209,11 @@ async fn video_chat_connects_two_browsers_and_next_reaches_a_third() {
     }
     assert_eq!(chat_id(&alice).await, chat_id(&carol).await);
     bob.wait_for(
-        "bob told",
+        "bob told he was skipped",
         &format!(
-            "{} && window.tandem.phase === 'ended'",
-            log_contains("Stranger has disconnected.")
+            "{} && window.tandem.phase === 'ended' && \
+             document.getElementById('remote-note').textContent === 'Stranger skipped you.'",
+            log_contains("Stranger skipped you.")
         ),
         STEP,
     )
@@ -261,8 +262,8 @@ async fn video_chat_connects_two_browsers_and_next_reaches_a_third() {
         .await;
     alice
         .wait_for(
-            "alice told",
-            &log_contains("Stranger has disconnected."),
+            "alice told carol left",
+            &log_contains("Stranger left the chat."),
             STEP,
         )
         .await;
@@ -408,7 +409,7 @@ async fn text_chat_shows_typing_common_interests_and_esc_twice_skips() {
             "alice told",
             &format!(
                 "window.tandem.phase === 'ended' && {}",
-                log_contains("Stranger has disconnected.")
+                log_contains("Stranger skipped you.")
             ),
             STEP,
         )
@@ -487,9 +488,32 @@ async fn the_chat_reconnects_after_the_connection_drops() {
     // And it works: a stranger arriving now meets her.
     let mut bob = Client::connect(server.addr).await;
     bob.join().await;
-    bob.matched().await;
+    let chat = bob.matched().await.chat;
     alice
         .wait_for("matched", "window.tandem.phase === 'chatting'", STEP)
+        .await;
+    // Lines take their direction from their own text.
+    bob.say(chat, "مرحبا، من أين أنت؟").await;
+    let dir = alice
+        .wait_for(
+            "bob's Arabic line",
+            "(() => { const t = document.querySelector('#log .line.stranger .text');               return t ? [t.dir, getComputedStyle(t).direction] : null; })()",
+            STEP,
+        )
+        .await;
+    assert_eq!(dir, serde_json::json!(["auto", "rtl"]));
+    // Bob's connection drops without a word: alice is told it was lost, not that he left.
+    drop(bob);
+    alice
+        .wait_for(
+            "alice told the connection was lost",
+            &format!(
+                "window.tandem.phase === 'ended' && {} && \
+                 document.getElementById('remote-note').textContent === \"Stranger's connection was lost.\"",
+                log_contains("Stranger's connection was lost.")
+            ),
+            STEP,
+        )
         .await;
     drop(browser);
     server.shutdown().await.unwrap();
@@ -810,7 +834,7 @@ async fn a_moderator_bans_from_the_reports_page_and_the_reported_page_shows_the_
         "bob told",
         &format!(
             "window.tandem.phase === 'ended' && {}",
-            log_contains("Stranger has disconnected.")
+            log_contains("Stranger skipped you.")
         ),
         STEP,
     )

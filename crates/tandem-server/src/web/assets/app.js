@@ -105,6 +105,7 @@ const state = {
   reportTarget: null,
   pendingReport: null,
   lastReported: null,
+  endNote: null, // how the last chat ended, as the page says it
 };
 
 const connection = new Connection();
@@ -298,7 +299,7 @@ function statusText(phase) {
 function remoteNoteText(phase) {
   switch (phase) {
     case 'chatting': return 'Connecting video…';
-    case 'ended': return 'Stranger has disconnected.';
+    case 'ended': return state.endNote ?? 'The chat has ended.';
     case 'offline': return 'Connection lost.';
     default: return 'Looking for someone…';
   }
@@ -421,15 +422,25 @@ function onEnded(reason) {
       setPhase('waiting');
       break;
     case 'left':
-      log.system('You have disconnected.');
+      state.endNote = 'You have disconnected.';
+      log.system(state.endNote);
       setPhase('ended');
       break;
     default:
-      log.system('Stranger has disconnected.');
+      // Skipped, left or lost: each says so, in the log and over the video.
+      state.endNote = END_NOTES[reason] ?? END_NOTES.partner_disconnected;
+      log.system(state.endNote);
       setPhase('ended');
       break;
   }
 }
+
+/** What the page says when the stranger ended the chat, by `ended.reason`. */
+const END_NOTES = {
+  partner_skipped: 'Stranger skipped you.',
+  partner_left: 'Stranger left the chat.',
+  partner_disconnected: "Stranger's connection was lost.",
+};
 
 function onError(message) {
   switch (message.code) {

@@ -28,12 +28,15 @@ export class ChatLog {
     name.textContent = who === 'me' ? 'You:' : 'Stranger:';
     const body = document.createElement('span');
     body.className = 'text';
+    // Each line takes its own direction from its text: Arabic reads right to left inside
+    // an English page, and the other way round.
+    body.dir = 'auto';
     body.textContent = text;
     item.append(name, ' ', body);
     this.append(item);
   }
 
-  /** A line from the page itself ("Stranger has disconnected."). */
+  /** A line from the page itself ("Stranger skipped you."). */
   system(text) {
     const item = document.createElement('li');
     item.className = 'line system';
