@@ -987,16 +987,28 @@ async fn a_moderator_bans_from_the_reports_page_and_the_reported_page_shows_the_
         "a banned page stays disconnected, without a reconnect banner"
     );
 
-    // Coming back later is refused at the handshake, with the same screen.
+    // Coming back later is refused at the handshake, with the same screen: the connection
+    // opens at the first touch of the form, and pressing Start after the refusal keeps it.
     bob.goto(&url).await;
-    start_chat(&bob, "text", &[]).await;
+    bob.wait_for("the form", "window.tandem?.phase === 'landing'", STEP)
+        .await;
+    bob.click("#adult").await;
+    let banned_screen = "window.tandem.phase === 'banned' && \
+         !document.getElementById('banned').hidden && \
+         document.getElementById('banned-reason').textContent.includes('harassment')";
     bob.wait_for(
         "the banned screen at the handshake",
-        "window.tandem.phase === 'banned' && \
-         document.getElementById('banned-reason').textContent.includes('harassment')",
+        banned_screen,
         BROWSER_STEP,
     )
     .await;
+    bob.eval("document.getElementById('start').click()").await;
+    bob.wait_for("still the banned screen after Start", banned_screen, STEP)
+        .await;
+    assert_eq!(
+        bob.eval("window.tandem.phase").await,
+        serde_json::json!("banned")
+    );
 
     // The Bans page: the ban is active; the moderator issues another and lifts bob's.
     operator.click("#tab-bans").await;

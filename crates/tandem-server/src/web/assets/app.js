@@ -137,6 +137,12 @@ new YourData({
 
 async function onStart(event) {
   event.preventDefault();
+  // The node refused this user while the form was being filled in (the connection opens
+  // at the first touch of the form): the banned screen stays.
+  if (connection.banned) {
+    onBanned(connection.banned);
+    return;
+  }
   landing.showError('');
   if (!landing.adult.checked) {
     landing.showError('Please confirm that you are 18 or older.');
