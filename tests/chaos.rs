@@ -213,7 +213,7 @@ struct Across {
 async fn pair_across(a: &Node, b: &Node, lang: &str) -> (Across, Across) {
     // Each with the solution of its connection's challenge.
     let join = |client: &Client| {
-        let proof = (client.welcome.challenge.as_ref()).map(tandem_server::abuse::challenge::solve);
+        let proof = common::proof_of(client);
         join_with(|j| {
             j.lang = Some(lang.to_owned());
             j.proof = proof;

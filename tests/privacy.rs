@@ -49,7 +49,7 @@ async fn user(addr: SocketAddr, ip: &str, device: &str) -> Client {
 /// the node asks one) and meet.
 async fn meet(a: &mut Client, b: &mut Client) -> ChatId {
     let music = |client: &Client| {
-        let proof = (client.welcome.challenge.as_ref()).map(tandem_server::abuse::challenge::solve);
+        let proof = common::proof_of(client);
         join_with(|j| {
             j.interests = vec!["music".into()];
             j.proof = proof;
@@ -512,7 +512,7 @@ async fn fill_every_bucket(addr: SocketAddr) {
     let mut c = user(addr, "192.0.2.3", "device-cccc-5").await;
     let mut d = user(addr, "192.0.2.4", "device-dddd-5").await;
     let video = |client: &Client| {
-        let proof = (client.welcome.challenge.as_ref()).map(tandem_server::abuse::challenge::solve);
+        let proof = common::proof_of(client);
         join_with(|j| {
             j.mode = Some("video".into());
             j.proof = proof;

@@ -119,6 +119,12 @@ pub fn join_with(f: impl FnOnce(&mut Join)) -> ClientMsg {
     ClientMsg::Join(join)
 }
 
+/// The solution of `client`'s challenge (`welcome.challenge`), for its first `join`;
+/// `None` when the node asks none.
+pub fn proof_of(client: &Client) -> Option<String> {
+    (client.welcome.challenge.as_ref()).map(tandem_server::abuse::challenge::solve)
+}
+
 /// A WebSocket client speaking the protocol.
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,

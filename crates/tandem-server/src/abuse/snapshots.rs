@@ -32,10 +32,7 @@ use serde::{Deserialize, Serialize};
 use tandem_engine::session::Identity;
 use tandem_ids::ChatId;
 
-use crate::moderation::banlist::IpRange;
-use crate::moderation::records::{
-    new_id, unix_now, Ban, EvidenceLine, Issuer, Reason, Subject, UnixSecs,
-};
+use crate::moderation::records::{new_id, unix_now, EvidenceLine, Issuer, Reason, UnixSecs};
 use crate::moderation::reports::{Filing, ReportError};
 use crate::moderation::store::{Bucket, StoreError};
 use crate::moderation::Moderation;
@@ -677,26 +674,10 @@ impl Snapshots {
             rule: "snapshot".into(),
             report: report.clone(),
         };
-        let mut subjects = vec![Subject::Client(sender.client.as_str().to_owned())];
-        subjects.extend(
-            sender
-                .ip
-                .map(|ip| Subject::Ip(IpRange::new(ip, None).to_string())),
-        );
-        let mut issued = Vec::new();
-        for subject in subjects {
-            let ban = Ban {
-                id: new_id(),
-                subject,
-                reason: format!("video flagged by automated moderation ({described})"),
-                issued_by: issuer.clone(),
-                at: now,
-                until: Some(now + length.as_secs()),
-                lifted: None,
-                confirmed: false,
-            };
-            issued.push(moderation.bans.issue(ban).await?.id);
-        }
+        let reason = format!("video flagged by automated moderation ({described})");
+        let issued = (moderation.bans)
+            .issue_for(sender, &reason, issuer, now, length)
+            .await?;
         self.stats.bans.fetch_add(1, Ordering::Relaxed);
         moderation
             .audit

@@ -16,7 +16,8 @@ use tandem_engine::session::{Identity, SessionEvent};
 use tokio::sync::watch;
 
 use super::banlist::BanList;
-use super::records::{unix_now, Ban, Lifted};
+use super::banlist::IpRange;
+use super::records::{new_id, unix_now, Ban, Issuer, Lifted, Subject, UnixSecs};
 use super::retention::Retention;
 use super::stats::ModerationStats;
 use super::store::{Bucket, Change, ModerationStore, StoreError};
@@ -101,6 +102,37 @@ impl Bans {
     }
 
     /// Issues a ban: stored, then in force on every node.
+    /// Bans `who`, its client and its address, from `now` for `length`, as an automatic
+    /// rule does (the bans wait for a moderator's confirmation); the ids issued.
+    pub async fn issue_for(
+        &self,
+        who: &Identity,
+        reason: &str,
+        issued_by: Issuer,
+        now: UnixSecs,
+        length: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut subjects = vec![Subject::Client(who.client.as_str().to_owned())];
+        subjects.extend((who.ip).map(|ip| Subject::Ip(IpRange::new(ip, None).to_string())));
+        let mut issued = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            let ban = Ban {
+                id: new_id(),
+                subject,
+                reason: reason.to_owned(),
+                issued_by: issued_by.clone(),
+                at: now,
+                until: Some(now + length.as_secs()),
+                lifted: None,
+                confirmed: false,
+            };
+            issued.push(self.issue(ban).await?.id);
+        }
+        Ok(issued)
+    }
+
+    /// Issues `ban`, and applies it at once on this node (the others learn it from the
+    /// store's watch).
     pub async fn issue(&self, ban: Ban) -> Result<Ban, StoreError> {
         let store = self.store.get().await?;
         store.create(Bucket::Bans, &ban.id, &ban).await?;

@@ -247,30 +247,14 @@ impl Reports {
             rule: Rule::NAME.into(),
             report: report.to_owned(),
         };
-        let who = &filing.reported;
-        let mut subjects = vec![Subject::Client(who.client.as_str().to_owned())];
-        subjects.extend(
-            who.ip
-                .map(|ip| Subject::Ip(IpRange::new(ip, None).to_string())),
+        let reason = format!(
+            "{} reports in {} minutes",
+            rule.reporters,
+            rule.window.as_secs() / 60
         );
-        let mut issued = Vec::new();
-        for subject in subjects {
-            let ban = Ban {
-                id: new_id(),
-                subject,
-                reason: format!(
-                    "{} reports in {} minutes",
-                    rule.reporters,
-                    rule.window.as_secs() / 60
-                ),
-                issued_by: issuer.clone(),
-                at: now,
-                until: Some(now + length.as_secs()),
-                lifted: None,
-                confirmed: false,
-            };
-            issued.push(self.bans.issue(ban).await?.id);
-        }
+        let issued = (self.bans)
+            .issue_for(&filing.reported, &reason, issuer, now, length)
+            .await?;
         tracing::info!(report, minutes = length.as_secs() / 60, "automatic ban");
         let target = report.to_owned();
         self.audit
