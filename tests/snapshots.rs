@@ -39,12 +39,18 @@ fn args(webhook: &str) -> ServeArgs {
     args
 }
 
-/// Two users in a video chat.
+/// Two users in a video chat on a node that asks stills.
 async fn video_pair(addr: SocketAddr) -> (Client, Client, ChatId) {
+    let pair = video_pair_unchecked(addr).await;
+    assert_eq!(pair.0.welcome.limits.snapshot_interval_ms, 10_000);
+    pair
+}
+
+/// Two users in a video chat.
+async fn video_pair_unchecked(addr: SocketAddr) -> (Client, Client, ChatId) {
     let video = || join_with(|j| j.mode = Some("video".into()));
     let mut a = Client::connect(addr).await;
     let mut b = Client::connect(addr).await;
-    assert_eq!(a.welcome.limits.snapshot_interval_ms, 10_000);
     a.send(&video()).await;
     assert_eq!(a.recv().await, ServerMsg::Waiting);
     b.send(&video()).await;
@@ -315,5 +321,48 @@ async fn in_a_cluster_the_bucket_holds_only_ciphertext() {
     let record: Value = serde_json::from_slice(&value).unwrap();
     let sealed: Sealed = serde_json::from_value(record["sealed"].clone()).unwrap();
     assert_eq!(Vault::new(&key()).unwrap().open(&sealed).unwrap(), image);
+    server.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn stills_that_are_not_for_this_video_chat_or_not_an_image_get_typed_errors() {
+    let seen = Arc::new(Seen::default());
+    let server = start_server_with(args(&classifier(Arc::clone(&seen)).await));
+    let (mut a, _b, chat) = video_pair(server.addr).await;
+    let mut wide = jpeg(b"calm");
+    let at = (wide.windows(2))
+        .position(|w| w == [0xff, 0xc0])
+        .expect("a frame header");
+    wide[at + 7..at + 9].copy_from_slice(&640u16.to_be_bytes());
+    let other_chat = ChatId(chat.0 ^ 1);
+    for (frame, code) in [
+        (b"GIF89a not a still".to_vec(), ErrorCode::InvalidValue),
+        (wide, ErrorCode::InvalidValue),
+        (jpeg(b"calm"), ErrorCode::StaleChat),
+    ] {
+        let target = if code == ErrorCode::StaleChat {
+            other_chat
+        } else {
+            chat
+        };
+        send_still(&mut a, target, &frame).await;
+        a.expect_error(code).await;
+    }
+    // A binary frame too short to hold a chat id and an image.
+    a.send_raw(Message::binary(vec![1, 2, 3])).await;
+    a.expect_error(ErrorCode::BadFrame).await;
+    assert_eq!(
+        seen.requests.load(Ordering::Relaxed),
+        0,
+        "no classifier saw them"
+    );
+    assert_eq!(metric(server.addr, "outcome=\"refused\"").await, 2);
+    server.shutdown().await.unwrap();
+
+    // A node without a classifier asks none, and takes none.
+    let server = start_server_with(test_args());
+    let (mut a, _b, chat) = video_pair_unchecked(server.addr).await;
+    send_still(&mut a, chat, &jpeg(b"calm")).await;
+    a.expect_error(ErrorCode::Unsupported).await;
     server.shutdown().await.unwrap();
 }
