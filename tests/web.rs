@@ -12,17 +12,17 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::cdp::{Browser, Page};
+use common::steps::{
+    assert_no_problems, chat_id, js, log_contains, screenshot_path, send_message, start_chat,
+    BROWSER_STEP,
+};
 use common::{generous_args, http_get, http_get_with, start_server_with, Client, STEP};
 use tandem_proto::{ClientMsg, ServerMsg};
 use tandem_server::web::assets;
 use tokio::sync::Mutex;
-
-/// A browser step (a match, a WebRTC connection) may take this long on a busy 2-core machine.
-const BROWSER_STEP: Duration = Duration::from_secs(30);
 
 /// Browser tests run one at a time: several Chromiums encoding fake video at once on two
 /// cores would make every deadline a coin toss. (Each test has its own thread and runtime;
@@ -30,66 +30,6 @@ const BROWSER_STEP: Duration = Duration::from_secs(30);
 static ONE_BROWSER_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
-
-fn screenshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/web-screenshots")
-        .join(name)
-}
-
-/// A JavaScript string literal.
-fn js(text: &str) -> String {
-    serde_json::to_string(text).unwrap()
-}
-
-/// Fills the landing form and presses Start.
-async fn start_chat(page: &Page, mode: &str, interests: &[&str]) {
-    page.wait_for(
-        "the landing form",
-        "!document.getElementById('landing').hidden && window.tandem?.phase === 'landing'",
-        STEP,
-    )
-    .await;
-    for interest in interests {
-        page.type_into("#interests-input", interest).await;
-        page.press("Enter").await;
-    }
-    page.click(&format!("#mode-{mode}")).await;
-    page.click("#adult").await;
-    page.click("#start").await;
-}
-
-/// The log's lines as text.
-fn log_contains(text: &str) -> String {
-    format!(
-        "[...document.querySelectorAll('#log .line')].some(l => l.textContent.includes({}))",
-        js(text)
-    )
-}
-
-async fn send_message(page: &Page, text: &str) {
-    page.type_into("#message", text).await;
-    page.press("Enter").await;
-}
-
-async fn chat_id(page: &Page) -> String {
-    page.eval("window.tandem.chat")
-        .await
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn assert_no_problems(pages: &[&Page]) {
-    for page in pages {
-        let problems = page.problems();
-        assert!(
-            problems.is_empty(),
-            "[{}] console errors: {problems:#?}",
-            page.name
-        );
-    }
-}
 
 #[actix_rt::test]
 async fn video_chat_connects_two_browsers_and_next_reaches_a_third() {

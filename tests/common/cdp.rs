@@ -240,7 +240,8 @@ impl Page {
             "the page to load",
             &format!(
                 "document.readyState === 'complete' && location.href.startsWith({})",
-                json!(url.split('?').next().unwrap())
+                // The page may drop its query and fragment once read (`#pass=…`).
+                json!(url.split(['?', '#']).next().unwrap())
             ),
             Duration::from_secs(15),
         )

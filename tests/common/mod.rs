@@ -7,6 +7,7 @@ pub mod cdp;
 pub mod classifier;
 pub mod nats;
 pub mod process;
+pub mod steps;
 pub mod turn;
 
 use std::net::{SocketAddr, TcpListener};
