@@ -259,6 +259,75 @@ async fn pages_and_assets_carry_security_and_cache_headers() {
     })
     .await;
     assert_eq!(stats.online, 1);
+    assert!(!stats.countries, "no GeoIP database and no country header");
+    server.shutdown().await.unwrap();
+}
+
+/// The language of the page: `?lang=`, then the switcher's cookie, then `Accept-Language`,
+/// then English; each with its own `ETag`, and caches told what the page varies on.
+#[actix_rt::test]
+async fn the_page_is_served_in_the_language_asked_for() {
+    let server = start_server_with(generous_args());
+    let addr = server.addr;
+    let page = |path: &'static str, headers: Vec<(&'static str, &'static str)>| async move {
+        let (status, head, body) = http_get_with(addr, path, &headers).await;
+        assert_eq!(status, 200);
+        let lang = body
+            .split("<html lang=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        (lang, head, body)
+    };
+    let (lang, head, body) = page("/", vec![]).await;
+    assert_eq!(lang, "en");
+    assert!(head.contains("content-language: en"), "{head}");
+    assert!(head.contains("vary: accept-language, cookie"), "{head}");
+    assert!(body.contains("dir=\"ltr\""));
+    assert!(body.contains("<h1 id=\"landing-title\">Talk to strangers.</h1>"));
+
+    let (lang, head, body) = page("/", vec![("Accept-Language", "de-AT, es;q=0.8")]).await;
+    assert_eq!(lang, "de");
+    assert!(head.contains("content-language: de"));
+    assert!(body.contains("<option value=\"de\" lang=\"de\" selected>Deutsch</option>"));
+    let (lang, _, _) = page("/", vec![("Accept-Language", "xx, fr;q=0.1")]).await;
+    assert_eq!(lang, "fr");
+    let (lang, _, _) = page("/", vec![("Accept-Language", "xx-YY, zz")]).await;
+    assert_eq!(lang, "en", "nothing offered: English");
+    let (lang, _, _) = page(
+        "/",
+        vec![("Accept-Language", "es"), ("Cookie", "a=b; tandem_lang=pt")],
+    )
+    .await;
+    assert_eq!(lang, "pt", "the switcher's cookie beats the header");
+    let (lang, _, body) = page(
+        "/?lang=ar",
+        vec![("Accept-Language", "es"), ("Cookie", "tandem_lang=pt")],
+    )
+    .await;
+    assert_eq!(lang, "ar", "?lang= beats both");
+    assert!(body.contains("dir=\"rtl\""));
+    let (lang, _, _) = page("/?lang=klingon", vec![("Cookie", "tandem_lang=<script>")]).await;
+    assert_eq!(lang, "en", "unknown codes are ignored");
+
+    // Revalidation is per language: an English ETag does not answer for Spanish.
+    let (_, head, _) = page("/", vec![]).await;
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (status, _, _) = http_get_with(addr, "/", &[("If-None-Match", &etag)]).await;
+    assert_eq!(status, 304);
+    let (status, _, _) = http_get_with(
+        addr,
+        "/",
+        &[("If-None-Match", &etag), ("Accept-Language", "es")],
+    )
+    .await;
+    assert_eq!(status, 200);
     server.shutdown().await.unwrap();
 }
 

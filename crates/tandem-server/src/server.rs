@@ -140,6 +140,10 @@ impl RunningServer {
             abuse: Arc::clone(&abuse),
             full_ips_in_logs: args.log_full_ips,
         });
+        let page_facts = web::Data::new(crate::web::PageFacts {
+            countries: settings.handshake.geoip.is_some()
+                || settings.handshake.country_header.is_some(),
+        });
         let gateway = web::Data::new(Gateway::new(
             Arc::clone(&node),
             settings.handshake,
@@ -153,6 +157,7 @@ impl RunningServer {
         ));
         let data = web::Data::new(Arc::clone(&node));
         let privacy = web::Data::new(privacy);
+
         // A client that does not acknowledge what it was sent for as long as the heartbeat
         // waits for a sign of life loses its connection, also after its session is gone.
         let unacknowledged = args.heartbeat_timeout;
@@ -186,6 +191,7 @@ impl RunningServer {
                 .app_data(gateway.clone())
                 .app_data(dashboard.clone())
                 .app_data(privacy.clone())
+                .app_data(page_facts.clone())
                 .configure(|cfg| gateway::routes_with(cfg, metrics_apart.is_none()))
         })
         // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm

@@ -57,6 +57,7 @@ pub const ASSETS: &[Asset] = &[
     asset!(Public, "call.js", JS),
     asset!(Public, "tags.js", JS),
     asset!(Public, "places.js", JS),
+    asset!(Public, "i18n.js", JS),
     asset!(Public, "privacy.js", JS),
     asset!(Public, "icon.svg", "image/svg+xml"),
     asset!(Public, "doc.css", CSS),
@@ -107,6 +108,11 @@ pub fn version() -> &'static str {
         }
         for page in PAGES {
             hash.update(page.as_bytes());
+        }
+        // The chat page carries its strings.
+        for (code, text) in super::i18n::SOURCES {
+            hash.update(code.as_bytes());
+            hash.update(text.as_bytes());
         }
         hash.finalize()[..6]
             .iter()
@@ -177,11 +183,14 @@ mod tests {
 
     #[test]
     fn pages_name_assets_that_exist_for_their_audience() {
-        for (page, audience_of) in [
-            (Page::new(PAGES[0]), "/assets/"),
-            (Page::new(PAGES[1]), "/admin/assets/"),
+        let all = super::super::i18n::locales();
+        for (html, audience_of) in [
+            (
+                super::super::i18n::render(Page::new(PAGES[0]).html(), &all[0], all),
+                "/assets/",
+            ),
+            (Page::new(PAGES[1]).html().to_owned(), "/admin/assets/"),
         ] {
-            let html = page.html();
             assert!(!html.contains("{{"), "unfilled placeholder");
             for (at, _) in html.match_indices(audience_of) {
                 let rest = &html[at + audience_of.len()..];
@@ -204,7 +213,11 @@ mod tests {
             for line in page.lines() {
                 let line = line.trim();
                 if line.starts_with("<script") {
-                    assert!(line.contains("src="), "inline script: {line}");
+                    // A data block (the page's strings) is not run.
+                    assert!(
+                        line.contains("src=") || line.contains("type=\"application/json\""),
+                        "inline script: {line}"
+                    );
                 }
                 assert!(!line.contains("<style"), "inline style: {line}");
                 assert!(!line.contains(" style=\""), "style attribute: {line}");

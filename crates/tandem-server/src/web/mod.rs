@@ -7,9 +7,10 @@
 //! holds no chat state and never sees a message.
 
 pub mod assets;
+pub mod i18n;
 pub mod origin;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
@@ -26,22 +27,49 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/stats", web::get().to(stats));
 }
 
-/// The chat page.
-static CHAT_PAGE: assets::Page = assets::Page::new(assets::PAGES[0]);
+/// The chat page, rendered once per language.
+fn chat_page(locale: usize) -> &'static str {
+    static RENDERED: OnceLock<Vec<String>> = OnceLock::new();
+    let pages = RENDERED.get_or_init(|| {
+        let all = i18n::locales();
+        let template = assets::Page::new(assets::PAGES[0]);
+        all.iter()
+            .map(|locale| i18n::render(template.html(), locale, all))
+            .collect()
+    });
+    pages
+        .get(locale)
+        .or(pages.first())
+        .map_or("", String::as_str)
+}
 
 async fn index(req: HttpRequest) -> HttpResponse {
+    let locale = i18n::pick(&req);
+    let code = i18n::locales()
+        .get(locale)
+        .map_or(i18n::DEFAULT, |l| l.code);
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          media-src 'self' blob: mediastream:; connect-src 'self'{}; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'",
         websocket_sources(&req)
     );
-    html(
+    let mut response = html(
         &req,
-        &CHAT_PAGE,
+        chat_page(locale),
+        &format!("{}-{code}", assets::version()),
         &csp,
         "camera=(self), microphone=(self), geolocation=()",
-    )
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept-Language, Cookie"),
+    );
+    if let Ok(code) = HeaderValue::from_str(code) {
+        headers.insert(header::CONTENT_LANGUAGE, code);
+    }
+    response
 }
 
 /// `ws://` and `wss://` of the host the page was loaded from. CSP Level 3 lets `'self'`
@@ -65,11 +93,12 @@ fn websocket_sources(req: &HttpRequest) -> String {
 /// An HTML page with its security headers, revalidated on every load.
 fn html(
     req: &HttpRequest,
-    page: &assets::Page,
+    page: &'static str,
+    version: &str,
     csp: &str,
     permissions: &'static str,
 ) -> HttpResponse {
-    let etag = format!("\"{}\"", assets::version());
+    let etag = format!("\"{version}\"");
     let unchanged = assets::not_modified(req, &etag);
     let mut response = secured(if unchanged {
         HttpResponse::NotModified()
@@ -86,9 +115,7 @@ fn html(
     if unchanged {
         response.finish()
     } else {
-        response
-            .content_type("text/html; charset=utf-8")
-            .body(page.html().to_owned())
+        response.content_type("text/html; charset=utf-8").body(page)
     }
 }
 
@@ -115,6 +142,14 @@ async fn asset(req: HttpRequest, path: web::Path<(String, String)>) -> HttpRespo
     assets::serve(&req, Audience::Public, &version, &name)
 }
 
+/// What the page needs to know of the node's setup, beyond the protocol's `welcome`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageFacts {
+    /// Whether the node can tell a user's country (`--geoip` or `--country-header`): without
+    /// it a country filter would never find anyone, and the page says so.
+    pub countries: bool,
+}
+
 /// What the chat page shows about the node: users online and waiting right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PublicStats {
@@ -122,12 +157,16 @@ pub struct PublicStats {
     pub online: u64,
     /// Users waiting for a stranger on this node.
     pub waiting: u64,
+    /// Whether this node can tell users' countries, so that a country filter can work.
+    #[serde(default)]
+    pub countries: bool,
 }
 
-async fn stats(node: web::Data<Arc<Node>>) -> HttpResponse {
+async fn stats(node: web::Data<Arc<Node>>, facts: Option<web::Data<PageFacts>>) -> HttpResponse {
     let stats = PublicStats {
         online: node.metrics().online(),
         waiting: node.metrics().waiting(),
+        countries: facts.is_some_and(|f| f.countries),
     };
     secured(HttpResponse::Ok())
         // Shared caches may hold it briefly: a node behind a CDN is not asked once per page.

@@ -11,6 +11,7 @@
 // "Your data" panel on the landing view.
 
 import { Call } from './call.js';
+import { LANG, formatNumber, listFormat, t, wireSwitcher } from './i18n.js';
 import { Prover } from './challenge.js';
 import { Stills } from './stills.js';
 import { Connection } from './connection.js';
@@ -23,12 +24,11 @@ import { SaveChat, YourData } from './privacy.js';
 const TYPING_IDLE_MS = 4000;
 /** A first Esc arms the skip for this long; a second one within it skips. */
 const ESC_WINDOW_MS = 3000;
-const STATS_EVERY_MS = 20000;
+const STATS_EVERY_MS = 10_000;
 /** The chat that ended last can be reported this long after it ended (the node's limit). */
 const PREVIOUS_REPORT_MS = 60_000;
 /** A report not answered in this long is taken as lost. */
 const REPORT_ANSWER_MS = 20_000;
-const REPORTED_TEXT = "Thanks. You won't be matched with this person again.";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -70,7 +70,9 @@ const ui = {
   bannerText: $('banner-text'),
   retry: $('retry'),
   online: $('online'),
-  onlineCount: $('online-count'),
+  onlineText: $('online-text'),
+  spyQuestion: $('spy-question'),
+  remoteCameraOff: $('remote-camera-off'),
 };
 
 /**
@@ -106,6 +108,8 @@ const state = {
   pendingReport: null,
   lastReported: null,
   endNote: null, // how the last chat ended, as the page says it
+  spy: null, // in spy mode, `matched.spy` of the current chat ({role, question})
+  cameraOn: true, // this side's camera, as told to the stranger
 };
 
 const connection = new Connection();
@@ -145,15 +149,20 @@ async function onStart(event) {
   }
   landing.showError('');
   if (!landing.adult.checked) {
-    landing.showError('Please confirm that you are 18 or older.');
+    landing.showError(t('form.adult_required'));
     landing.adult.focus();
     return;
   }
   const prefs = landing.read();
+  if (prefs.style === 'ask' && !prefs.question) {
+    landing.showError(t('form.question_required'));
+    landing.question.focus();
+    return;
+  }
   landing.save(prefs);
   state.prefs = prefs;
   if (prefs.mode === 'video') {
-    landing.busy('Starting camera…');
+    landing.busy(t('form.starting_camera'));
     try {
       state.localStream = await openCamera();
     } catch (error) {
@@ -183,15 +192,34 @@ function enterChat() {
   }
 }
 
+/** The `join` for the form's choices (docs/protocol.md). */
+function joinMessage(prefs) {
+  const { mode, lang } = prefs;
+  const message = { type: 'join', adult: true, mode, lang, auto_reroll: prefs.autoReroll };
+  if (prefs.style === 'ask') return { ...message, spy: true, question: prefs.question };
+  if (prefs.style === 'discuss') return { ...message, spy_ok: true };
+  message.interests = prefs.interests;
+  message.countries = prefs.countries;
+  if (prefs.gender) message.gender = prefs.gender;
+  if (prefs.wantGender.length) message.want_gender = prefs.wantGender;
+  if (prefs.college) {
+    message.college = true;
+    message.same_college = prefs.sameCollege;
+  }
+  if (prefs.entitlement && (prefs.wantGender.length || prefs.college)) {
+    message.entitlement = prefs.entitlement;
+  }
+  return message;
+}
+
 async function join() {
-  const { mode, lang, interests: tags, countries: codes } = state.prefs;
-  const message = { type: 'join', adult: true, mode, lang, interests: tags, countries: codes };
+  const message = joinMessage(state.prefs);
   const mine = ++joins;
   if (prover.needed) {
     // The first join of a connection proves the browser did the node's work; it is
     // usually done by now, while the form was filled in.
     setPhase('connecting');
-    ui.status.textContent = 'Checking your browser…';
+    ui.status.textContent = t('status.checking');
     const proof = await prover.proof();
     if (mine !== joins || state.phase !== 'connecting' || !connection.ready) return;
     if (proof) message.proof = proof;
@@ -209,7 +237,7 @@ function onChallengeRefused(message) {
   if (challengeRetries >= MAX_CHALLENGE_RETRIES) {
     challengeRetries = 0;
     stop();
-    landing.showError('Your browser could not pass the check against bots. Please try again.');
+    landing.showError(t('form.challenge_failed'));
     return;
   }
   challengeRetries += 1;
@@ -269,17 +297,23 @@ function endChat() {
   log.setTyping(false);
   state.chat = null;
   state.partner = null;
+  state.spy = null;
+  ui.spyQuestion.hidden = true;
+  ui.remoteCameraOff.hidden = true;
 }
 
 function setPhase(phase) {
   state.phase = phase;
   document.body.dataset.phase = phase;
   const chatting = phase === 'chatting';
-  ui.message.disabled = !chatting;
-  ui.send.disabled = !chatting;
+  // A spy only watches.
+  const writes = chatting && state.spy?.role !== 'spy';
+  ui.message.disabled = !writes;
+  ui.send.disabled = !writes;
+  ui.message.placeholder = chatting && !writes ? t('spy.cannot_write') : t('chat.message_placeholder');
   ui.report.disabled = !chatting || state.pendingReport !== null;
   ui.next.disabled = !(chatting || phase === 'ended');
-  ui.nextLabel.textContent = phase === 'ended' ? 'New' : 'Next';
+  ui.nextLabel.textContent = phase === 'ended' ? t('chat.new') : t('chat.next');
   ui.next.classList.toggle('armed', false);
   ui.status.textContent = statusText(phase);
   ui.remoteNote.textContent = remoteNoteText(phase);
@@ -288,26 +322,32 @@ function setPhase(phase) {
 
 function statusText(phase) {
   switch (phase) {
-    case 'connecting': return 'Connecting…';
-    case 'waiting': return 'Looking for someone you can chat with…';
+    case 'connecting': return t('status.connecting');
+    case 'waiting':
+      if (state.prefs?.style === 'ask') return t('status.waiting_ask');
+      if (state.prefs?.style === 'discuss') return t('status.waiting_discuss');
+      return t('status.waiting');
     case 'chatting': {
+      if (state.spy?.role === 'spy') return t('status.spy_watching');
       const country = state.partner?.country;
+      const college = state.partner?.college;
+      if (college) return t('status.connected_college', { college });
       return country && country !== 'ZZ'
-        ? `Connected to a stranger from ${countryName(country)}`
-        : 'Connected to a stranger';
+        ? t('status.connected_from', { country: countryName(country) })
+        : t('status.connected');
     }
-    case 'ended': return 'The chat has ended. Press New (or Esc) to meet someone else.';
-    case 'offline': return 'Offline.';
+    case 'ended': return t('status.ended');
+    case 'offline': return t('status.offline');
     default: return '';
   }
 }
 
 function remoteNoteText(phase) {
   switch (phase) {
-    case 'chatting': return 'Connecting video…';
-    case 'ended': return state.endNote ?? 'The chat has ended.';
-    case 'offline': return 'Connection lost.';
-    default: return 'Looking for someone…';
+    case 'chatting': return t('video.connecting');
+    case 'ended': return state.endNote ?? t('video.ended');
+    case 'offline': return t('video.lost');
+    default: return t('video.looking');
   }
 }
 
@@ -322,7 +362,7 @@ function onWelcome(welcome) {
     join();
   } else if (state.phase === 'offline') {
     if (state.resume) {
-      log.system('Reconnected. Looking for someone new…');
+      log.system(t('log.reconnected'));
       join();
     } else {
       setPhase('ended');
@@ -377,6 +417,20 @@ function onMessage(message) {
     case 'typing':
       if (message.chat === state.chat) log.setTyping(message.on === true);
       break;
+    case 'spy_msg':
+      // Spy mode: what stranger 1 or 2 wrote, to the spy who asked.
+      if (message.chat === state.chat && typeof message.text === 'string'
+          && (message.from === 1 || message.from === 2)) {
+        log.setTyping(false);
+        log.line(`stranger${message.from}`, message.text);
+        if (document.hidden) countUnread();
+      }
+      break;
+    case 'spy_typing':
+      if (message.chat === state.chat && (message.from === 1 || message.from === 2)) {
+        log.setTyping(message.on === true, `stranger${message.from}`);
+      }
+      break;
     case 'signal':
       if (message.chat === state.chat) state.call?.handle(message.data);
       break;
@@ -398,15 +452,29 @@ function onMatched(message) {
   endChat();
   state.chat = message.chat;
   state.partner = message.partner ?? null;
+  const spy = message.spy;
+  state.spy = spy && typeof spy.question === 'string' ? spy : null;
   log.clear();
   setPhase('chatting');
   saveChat.chatStarted(state.chat);
-  const common = Array.isArray(message.common_interests) ? message.common_interests : [];
-  let hello = "You're now chatting with a random stranger.";
-  if (common.length) hello += ` You both like ${listFormat(common)}.`;
-  log.system(hello);
-  if (!common.length && state.prefs.interests.length) {
-    log.system('Nobody with your interests was around, so this stranger is completely random.');
+  if (state.spy) {
+    // Spy mode: the question heads the chat for all three.
+    const asked = state.spy.role === 'spy';
+    const question = state.spy.question;
+    ui.spyQuestion.textContent = asked
+      ? t('spy.you_asked', { question })
+      : t('spy.question', { question });
+    ui.spyQuestion.dir = 'auto';
+    ui.spyQuestion.hidden = false;
+    log.system(asked ? t('spy.watching') : t('spy.discussing'));
+  } else {
+    const common = Array.isArray(message.common_interests) ? message.common_interests : [];
+    log.system(common.length
+      ? t('log.matched_common', { interests: listFormat(common) })
+      : t('log.matched'));
+    if (!common.length && state.prefs.interests.length && state.prefs.style === 'one') {
+      log.system(t('log.no_common'));
+    }
   }
   if (state.prefs.mode === 'video' && state.localStream) {
     startCall(message.initiator === true, message.ice_servers);
@@ -419,33 +487,41 @@ function onMatched(message) {
 
 function onEnded(reason) {
   const ended = state.chat;
+  const spied = state.spy?.role === 'spy';
   endChat();
   offerPrevious(ended);
   saveChat.chatEnded(ended);
   switch (reason) {
     case 'skipped':
-      log.system('You skipped this stranger.');
+      log.system(t('end.skipped'));
       setPhase('waiting');
       break;
     case 'left':
-      state.endNote = 'You have disconnected.';
+      state.endNote = t('end.left');
       log.system(state.endNote);
       setPhase('ended');
       break;
     default:
       // Skipped, left or lost: each says so, in the log and over the video.
-      state.endNote = END_NOTES[reason] ?? END_NOTES.partner_disconnected;
+      // A spy's chat ends when either stranger goes.
+      state.endNote = spied ? t('spy.ended') : (END_NOTES[reason] ?? END_NOTES.partner_disconnected)();
       log.system(state.endNote);
-      setPhase('ended');
+      if (state.prefs.autoReroll) {
+        // Auto-reroll: the node already queued this user again.
+        log.system(t('log.rerolling'));
+        setPhase('waiting');
+      } else {
+        setPhase('ended');
+      }
       break;
   }
 }
 
 /** What the page says when the stranger ended the chat, by `ended.reason`. */
 const END_NOTES = {
-  partner_skipped: 'Stranger skipped you.',
-  partner_left: 'Stranger left the chat.',
-  partner_disconnected: "Stranger's connection was lost.",
+  partner_skipped: () => t('end.partner_skipped'),
+  partner_left: () => t('end.partner_left'),
+  partner_disconnected: () => t('end.partner_disconnected'),
 };
 
 function onError(message) {
@@ -455,24 +531,39 @@ function onError(message) {
       // A line raced with the end of its chat; the server dropped it, as promised.
       break;
     case 'rate_limited':
-      log.system("You're going too fast. Slow down a little.");
+      log.system(t('error.rate_limited'));
       break;
     case 'server_shutdown':
-      log.system('The server is restarting. Reconnecting you…');
+      log.system(t('error.server_shutdown'));
+      break;
+    case 'spy_cannot_write':
+      log.system(t('spy.cannot_write'));
+      break;
+    case 'filtered':
+      log.system(t('error.filtered'));
+      break;
+    case 'entitlement_required':
+      if (state.phase === 'waiting') {
+        // The pass was refused: back to the form, which says so.
+        stop();
+        landing.refusePass();
+        landing.showError(t('premium.pass_refused'));
+        break;
+      }
+      log.system(message.message);
       break;
     case 'invalid_value':
     case 'adult_required':
-    case 'entitlement_required':
       if (state.phase === 'waiting') {
         // The join was refused: back to the form, with the server's reason.
         stop();
-        landing.showError(message.message);
+        landing.showError(t('error.join_refused', { why: message.message }));
         break;
       }
       log.system(message.message);
       break;
     default:
-      log.system(message.message || 'Something went wrong.');
+      log.system(message.message || t('common.something_wrong'));
   }
 }
 
@@ -484,14 +575,14 @@ function onConnectionDown(retryIn) {
   if (state.pendingReport !== null) {
     clearTimeout(state.pendingReport.timer);
     state.pendingReport = null;
-    showReportStatus('The connection dropped before your report was confirmed, so it may not have been sent.', true);
+    showReportStatus(t('report.dropped'), true);
   }
   if (state.phase === 'landing') {
     connection.close();
     return;
   }
   const wasLooking = ['connecting', 'waiting', 'chatting'].includes(state.phase);
-  if (state.phase === 'chatting') log.system('Connection lost. The chat has ended.');
+  if (state.phase === 'chatting') log.system(t('log.connection_lost'));
   endChat();
   state.resume = wasLooking || (state.phase === 'offline' && state.resume);
   setPhase('offline');
@@ -529,7 +620,7 @@ function onSend(event) {
   if (!text || state.phase !== 'chatting') return;
   const max = connection.welcome?.limits?.max_text_chars ?? 2000;
   if ([...text].length > max) {
-    log.system(`Messages can be at most ${max} characters.`);
+    log.system(t('error.too_long', { max: formatNumber(max) }));
     return;
   }
   if (!connection.send({ type: 'msg', chat: state.chat, text })) return;
@@ -565,8 +656,8 @@ function onKeyDown(event) {
 function armEsc() {
   state.escArmed = true;
   ui.next.classList.add('armed');
-  ui.nextLabel.textContent = 'Really?';
-  ui.hint.textContent = 'Press Esc again to skip this stranger.';
+  ui.nextLabel.textContent = t('chat.really');
+  ui.hint.textContent = t('chat.esc_again');
   clearTimeout(state.escTimer);
   state.escTimer = setTimeout(disarmEsc, ESC_WINDOW_MS);
 }
@@ -576,8 +667,8 @@ function disarmEsc() {
   if (!state.escArmed) return;
   state.escArmed = false;
   ui.next.classList.remove('armed');
-  ui.nextLabel.textContent = state.phase === 'ended' ? 'New' : 'Next';
-  ui.hint.textContent = 'Enter sends · Esc twice skips';
+  ui.nextLabel.textContent = state.phase === 'ended' ? t('chat.new') : t('chat.next');
+  ui.hint.textContent = t('chat.shortcuts');
 }
 
 function onMessageKeyDown(event) {
@@ -617,8 +708,13 @@ function startCall(initiator, iceServers) {
       });
     },
     onState: (connectionState) => onCallState(call, connectionState),
+    onRemoteMedia: ({ video }) => {
+      if (call === state.call) ui.remoteCameraOff.hidden = video;
+    },
   });
   state.call = call;
+  // A camera turned off before this chat: the stranger is told at once.
+  if (!state.cameraOn) call.tellMedia({ video: false });
   call.start(initiator).catch((error) => {
     console.warn('tandem: could not start the call', error);
     onCallState(call, 'failed');
@@ -633,11 +729,11 @@ function onCallState(call, connectionState) {
     ui.remoteNote.hidden = true;
   } else if (connectionState === 'failed') {
     ui.remoteNote.hidden = false;
-    ui.remoteNote.textContent = "Video couldn't connect (a firewall may block it). You can still chat here.";
-    log.system("Video couldn't connect. You can still chat by text, or press Next.");
+    ui.remoteNote.textContent = t('video.failed_note');
+    log.system(t('video.failed_log'));
   } else if (connectionState === 'disconnected') {
     ui.remoteNote.hidden = false;
-    ui.remoteNote.textContent = 'Video interrupted…';
+    ui.remoteNote.textContent = t('video.interrupted');
   }
 }
 
@@ -649,7 +745,12 @@ function toggleTrack(kind, button, onLabel, offLabel) {
   const enabled = !tracks[0].enabled;
   for (const track of tracks) track.enabled = enabled;
   button.setAttribute('aria-pressed', String(!enabled));
-  button.textContent = enabled ? onLabel : offLabel;
+  button.textContent = enabled ? onLabel() : offLabel();
+  if (kind === 'video') {
+    // The stranger sees black either way; this lets their page say why.
+    state.cameraOn = enabled;
+    state.call?.tellMedia({ video: enabled });
+  }
 }
 
 // ---- report --------------------------------------------------------------------------
@@ -663,11 +764,9 @@ function openReport(current) {
   if (chat === null) return;
   state.reportTarget = { chat, current };
   ui.reportForm.reset();
-  ui.reportTitle.textContent = current ? 'Report this stranger' : 'Report the previous stranger';
-  ui.reportIntro.textContent = current
-    ? "Reports go to the moderators of this site, with the last lines of this chat. The chat ends, you meet someone new, and you won't be matched with this person again."
-    : "Reports go to the moderators of this site, with the last lines of that chat. You won't be matched with this person again.";
-  ui.reportConfirm.textContent = current ? 'Report and skip' : 'Report';
+  ui.reportTitle.textContent = current ? t('report.title_current') : t('report.title_previous');
+  ui.reportIntro.textContent = current ? t('report.intro_current') : t('report.intro_previous');
+  ui.reportConfirm.textContent = current ? t('report.confirm_current') : t('report.confirm_previous');
   ui.reportDialog.returnValue = '';
   ui.reportDialog.showModal();
 }
@@ -680,11 +779,11 @@ function onReportClosed() {
   if (!reason) return;
   const note = ui.reportNote.value.trim() || null;
   if (!connection.send({ type: 'report', chat: target.chat, reason, note })) {
-    showReportStatus("Your report couldn't be sent: you're offline. Try again once you're back.", true);
+    showReportStatus(t('report.offline'), true);
     return;
   }
   state.pendingReport = { chat: target.chat, timer: setTimeout(onReportLost, REPORT_ANSWER_MS) };
-  showReportStatus('Sending your report…', false);
+  showReportStatus(t('report.sending'), false);
   // Report and skip: the node does not end a reported chat by itself.
   if (target.current && state.phase === 'chatting' && state.chat === target.chat) next();
   renderReportControls();
@@ -720,7 +819,7 @@ function onReported() {
     state.lastReported = pending.chat;
     if (state.previous?.chat === pending.chat) withdrawPrevious();
   }
-  showReportStatus(REPORTED_TEXT, false);
+  showReportStatus(t('report.done'), false);
   renderReportControls();
   closeIfIdle();
 }
@@ -731,17 +830,17 @@ function onReportError(message) {
   let text;
   switch (message.code) {
     case 'rate_limited':
-      text = "You've sent a lot of reports in the last hour, so this one wasn't sent. Please try again later.";
+      text = t('report.rate_limited');
       break;
     case 'unavailable':
-      text = "Your report couldn't be sent just now. Please try again in a moment.";
+      text = t('report.unavailable');
       break;
     case 'stale_chat':
     case 'not_in_chat':
-      text = 'That chat can no longer be reported: it ended more than a minute ago.';
+      text = t('report.too_late');
       break;
     default:
-      text = `Your report wasn't sent: ${message.message || 'something went wrong.'}`;
+      text = t('report.failed', { why: message.message || t('common.something_wrong') });
   }
   showReportStatus(text, true);
   // The previous stranger's button comes back if that chat can still be reported.
@@ -751,7 +850,7 @@ function onReportError(message) {
 
 function onReportLost() {
   state.pendingReport = null;
-  showReportStatus("We couldn't confirm your report. If the problem goes on, please try again.", true);
+  showReportStatus(t('report.unconfirmed'), true);
   renderReportControls();
   closeIfIdle();
 }
@@ -826,10 +925,10 @@ function onBanned(message) {
 
   const text = typeof message.message === 'string' ? message.message : '';
   const reason = text.replace(/^you are banned:\s*/i, '').trim();
-  ui.bannedReason.textContent = reason ? `Reason: ${reason}` : '';
+  ui.bannedReason.textContent = reason ? t('banned.reason', { reason }) : '';
   ui.bannedReason.hidden = !reason;
   renderBanEnd(message.until);
-  ui.bannedRef.textContent = message.ban ? `Ban reference: ${message.ban}` : '';
+  ui.bannedRef.textContent = message.ban ? t('banned.reference', { ban: message.ban }) : '';
   ui.bannedRef.hidden = !message.ban;
 
   setPhase('banned');
@@ -843,7 +942,7 @@ function onBanned(message) {
 /** "You are banned until <date>." or "You are banned permanently." */
 function renderBanEnd(until) {
   if (until === null) {
-    ui.bannedUntil.textContent = 'You are banned permanently.';
+    ui.bannedUntil.textContent = t('banned.permanent');
     ui.bannedUntil.hidden = false;
     return;
   }
@@ -855,13 +954,15 @@ function renderBanEnd(until) {
   const time = document.createElement('time');
   time.dateTime = date.toISOString();
   time.textContent = formatDate(date);
-  ui.bannedUntil.replaceChildren('You are banned until ', time, '.');
+  // The sentence around the date, in the page's language: "You are banned until {date}."
+  const [before, after = ''] = t('banned.until').split('{date}');
+  ui.bannedUntil.replaceChildren(before, time, after);
   ui.bannedUntil.hidden = false;
 }
 
 function formatDate(date) {
   try {
-    return new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' }).format(date);
+    return new Intl.DateTimeFormat(LANG, { dateStyle: 'full', timeStyle: 'short' }).format(date);
   } catch {
     return date.toLocaleString();
   }
@@ -875,8 +976,8 @@ function showBanner(retryIn) {
   const render = () => {
     const seconds = Math.max(0, Math.ceil((until - Date.now()) / 1000));
     ui.bannerText.textContent = seconds > 0
-      ? `Connection lost. Reconnecting in ${seconds} s…`
-      : 'Connection lost. Reconnecting…';
+      ? t('banner.reconnecting_in', { seconds: formatNumber(seconds) })
+      : t('banner.reconnecting');
   };
   render();
   ui.banner.hidden = false;
@@ -898,8 +999,11 @@ async function refreshOnline() {
     });
     if (!response.ok) throw new Error(String(response.status));
     const stats = await response.json();
-    ui.onlineCount.textContent = new Intl.NumberFormat().format(stats.online);
+    ui.onlineText.textContent = t('online.count', { n: formatNumber(stats.online) });
     ui.online.hidden = false;
+    // A node that cannot tell countries says so (`countries: false`): a country filter
+    // would wait forever there.
+    if (typeof stats.countries === 'boolean') landing.setCountriesKnown(stats.countries);
   } catch {
     ui.online.hidden = true;
   }
@@ -911,7 +1015,7 @@ const title = document.title;
 
 function countUnread() {
   unread += 1;
-  document.title = `(${unread}) New message · ${title}`;
+  document.title = t('page.unread', { n: formatNumber(unread), title });
 }
 
 function onVisibilityChange() {
@@ -920,14 +1024,6 @@ function onVisibilityChange() {
     document.title = title;
   }
   refreshOnline();
-}
-
-function listFormat(items) {
-  try {
-    return new Intl.ListFormat('en', { type: 'conjunction' }).format(items);
-  } catch {
-    return items.join(', ');
-  }
 }
 
 // ---- wiring --------------------------------------------------------------------------
@@ -943,8 +1039,9 @@ ui.reportPrevious.addEventListener('click', () => openReport(false));
 ui.reportStatusClose.addEventListener('click', dismissReportStatus);
 ui.reportDialog.addEventListener('close', onReportClosed);
 ui.retry.addEventListener('click', () => connection.retryNow());
-ui.toggleMic.addEventListener('click', () => toggleTrack('audio', ui.toggleMic, 'Mute', 'Unmute'));
-ui.toggleCamera.addEventListener('click', () => toggleTrack('video', ui.toggleCamera, 'Camera off', 'Camera on'));
+ui.toggleMic.addEventListener('click', () => toggleTrack('audio', ui.toggleMic, () => t('video.mute'), () => t('video.unmute_mic')));
+ui.toggleCamera.addEventListener('click', () => toggleTrack('video', ui.toggleCamera, () => t('video.camera_off'), () => t('video.camera_on')));
+wireSwitcher($('ui-language'));
 document.addEventListener('keydown', onKeyDown);
 document.addEventListener('visibilitychange', onVisibilityChange);
 ui.unmute.addEventListener('click', () => {
@@ -972,6 +1069,8 @@ window.tandem = Object.freeze({
   get chat() { return state.chat; },
   get pc() { return state.call?.pc ?? null; },
   get connected() { return connection.ready; },
+  /** In spy mode, this side's role in the current chat ('spy' or 'discuss'), else null. */
+  get spyRole() { return state.spy?.role ?? null; },
   /** Video stills sent to the node's automated moderation so far. */
   get stillsSent() { return stills.sent; },
   /** How long the last challenge took to solve, in ms (null: none solved yet). */

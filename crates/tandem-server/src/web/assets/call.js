@@ -4,6 +4,7 @@
 // Signaling goes through the server's `signal` message as opaque JSON:
 //   {type: "offer" | "answer", sdp}
 //   {type: "candidate", candidate: RTCIceCandidateInit}
+//   {type: "media", video: bool}   this side turned its camera off (false) or on (true)
 // The side the server made the initiator sends the offer; the other answers.
 
 export class Call {
@@ -15,9 +16,14 @@ export class Call {
    * @param {(data: object) => void} options.signal    sends signaling to the partner
    * @param {(stream: MediaStream) => void} options.onRemoteStream
    * @param {(state: RTCPeerConnectionState) => void} options.onState
+   * @param {(media: {video: boolean}) => void} [options.onRemoteMedia]  the stranger's camera
    */
-  constructor({ iceServers, relayOnly = false, localStream, signal, onRemoteStream, onState }) {
+  constructor({
+    iceServers, relayOnly = false, localStream, signal, onRemoteStream, onState,
+    onRemoteMedia = () => {},
+  }) {
     this.signal = signal;
+    this.onRemoteMedia = onRemoteMedia;
     this.closed = false;
     this.pendingCandidates = [];
     this.pc = new RTCPeerConnection({
@@ -52,6 +58,10 @@ export class Call {
   /** Handles the partner's signaling. The partner is a stranger: anything malformed is dropped. */
   async handle(data) {
     if (this.closed || !data || typeof data !== 'object') return;
+    if (data.type === 'media') {
+      if (typeof data.video === 'boolean') this.onRemoteMedia({ video: data.video });
+      return;
+    }
     try {
       if ((data.type === 'offer' || data.type === 'answer') && typeof data.sdp === 'string') {
         await this.pc.setRemoteDescription({ type: data.type, sdp: data.sdp });
@@ -76,6 +86,11 @@ export class Call {
     } catch (error) {
       if (!this.closed) console.warn('tandem: signaling from the partner failed', error);
     }
+  }
+
+  /** Tells the stranger this side's camera is off (`video: false`) or on again. */
+  tellMedia({ video }) {
+    if (!this.closed) this.signal({ type: 'media', video });
   }
 
   /** Ends the call; the local camera keeps running for the next one. */

@@ -1,6 +1,8 @@
 // The conversation: lines from you and the stranger, system lines, and "Stranger is
 // typing…". Text is always put in as text, never as HTML: a stranger cannot inject markup.
 
+import { t } from './i18n.js';
+
 /** The partner's indicator turns off by itself if their "off" never comes. */
 const PARTNER_TYPING_MAX_MS = 15000;
 
@@ -19,13 +21,16 @@ export class ChatLog {
     this.list.replaceChildren();
   }
 
-  /** A chat line; `who` is `me` or `stranger`. Screen readers hear "You:" or "Stranger:". */
+  /**
+   * A chat line; `who` is `me`, `stranger`, or in spy mode `stranger1` / `stranger2`.
+   * Screen readers hear "You:", "Stranger:", "Stranger 1:".
+   */
   line(who, text) {
     const item = document.createElement('li');
-    item.className = `line ${who}`;
+    item.className = `line ${who.startsWith('stranger') ? `stranger ${who}` : who}`;
     const name = document.createElement('strong');
     name.className = 'who';
-    name.textContent = who === 'me' ? 'You:' : 'Stranger:';
+    name.textContent = WHO[who]?.() ?? t('log.stranger');
     const body = document.createElement('span');
     body.className = 'text';
     // Each line takes its own direction from its text: Arabic reads right to left inside
@@ -44,10 +49,10 @@ export class ChatLog {
     this.append(item);
   }
 
-  /** Shows or hides "Stranger is typing…". */
-  setTyping(on) {
+  /** Shows or hides "Stranger is typing…" (in spy mode, `who` says which stranger). */
+  setTyping(on, who = 'stranger') {
     clearTimeout(this.typingTimer);
-    this.typing.textContent = on ? 'Stranger is typing…' : '';
+    this.typing.textContent = on ? (TYPING[who]?.() ?? t('log.typing')) : '';
     if (on) this.typingTimer = setTimeout(() => this.setTyping(false), PARTNER_TYPING_MAX_MS);
   }
 
@@ -59,3 +64,16 @@ export class ChatLog {
     if (atBottom) list.scrollTop = list.scrollHeight;
   }
 }
+
+const WHO = {
+  me: () => t('log.you'),
+  stranger: () => t('log.stranger'),
+  stranger1: () => t('log.stranger1'),
+  stranger2: () => t('log.stranger2'),
+};
+
+const TYPING = {
+  stranger: () => t('log.typing'),
+  stranger1: () => t('log.typing1'),
+  stranger2: () => t('log.typing2'),
+};

@@ -1,6 +1,8 @@
 // Languages and countries a user can choose, named in the user's own language by the
 // browser (Intl.DisplayNames), so the page carries codes, not translations.
 
+import { LANG } from './i18n.js';
+
 /** Languages offered for matching (BCP 47 primary subtags, as `join.lang` takes them). */
 export const LANGUAGES = [
   'en', 'es', 'pt', 'fr', 'de', 'it', 'nl', 'pl', 'ru', 'uk', 'tr', 'ar', 'fa', 'he',
@@ -21,7 +23,9 @@ export const COUNTRIES = (
   'VN VU WF WS YE YT ZA ZM ZW'
 ).split(' ');
 
-const locale = navigator.languages?.length ? navigator.languages : [navigator.language || 'en'];
+const browser = navigator.languages?.length ? navigator.languages : [navigator.language || 'en'];
+/** Names are given in the page's language; the browser's languages rank the default choice. */
+const locale = [LANG, ...browser];
 
 function displayNames(type) {
   try {
@@ -46,7 +50,7 @@ export function countryName(code) {
 
 /** The browser's preferred language if we offer it, else English. */
 export function preferredLanguage() {
-  for (const tag of locale) {
+  for (const tag of browser) {
     const primary = String(tag).split('-')[0].toLowerCase();
     if (LANGUAGES.includes(primary)) return primary;
   }

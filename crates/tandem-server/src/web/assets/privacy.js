@@ -6,6 +6,8 @@
 // when the user presses "Save this chat", shows the link and its delete link at once, and
 // keeps that notice until it is dismissed: the delete link is shown nowhere else.
 
+import { listFormat, plural, t } from './i18n.js';
+
 /** A chat can be saved this long after it ended (the node's limit). */
 const SAVE_WINDOW_MS = 5 * 60_000;
 /** A save not answered in this long is taken as lost. */
@@ -92,7 +94,7 @@ export class SaveChat {
     this.forgetPrevious();
     if (this.pending !== null) {
       this.settle();
-      this.showStatus('The connection dropped before your chat was saved, so it may not have been.', true);
+      this.showStatus(t('save.dropped'), true);
     }
     this.render();
   }
@@ -111,11 +113,11 @@ export class SaveChat {
     const chat = this.target;
     if (chat === null || this.pending !== null || this.off) return;
     if (!this.send({ type: 'save_log', chat })) {
-      this.showStatus("The chat couldn't be saved: you're offline.", true);
+      this.showStatus(t('save.offline'), true);
       return;
     }
     this.pending = { chat, timer: setTimeout(() => this.onLost(), SAVE_ANSWER_MS) };
-    this.showStatus('Saving this chat…', false);
+    this.showStatus(t('save.saving'), false);
   }
 
   /** Takes `log_saved` and the errors that answer a pending save; true if it took it. */
@@ -154,7 +156,7 @@ export class SaveChat {
     const hadFocus = document.activeElement === this.ui.button;
     this.settle();
     if (typeof message.url !== 'string' || typeof message.delete_url !== 'string') {
-      this.showStatus("We couldn't confirm that the chat was saved. Please try again.", true);
+      this.showStatus(t('save.unconfirmed'), true);
       return;
     }
     this.saved = message;
@@ -163,9 +165,9 @@ export class SaveChat {
     this.ui.link.href = url;
     this.ui.link.textContent = url;
     this.ui.remove.href = new URL(message.delete_url, location.href).href;
-    this.ui.copy.textContent = 'Copy link';
+    this.ui.copy.textContent = t('save.copy');
     this.ui.saved.hidden = false;
-    this.showStatus('Chat saved.', false);
+    this.showStatus(t('save.saved'), false);
     if (hadFocus) this.ui.link.focus();
   }
 
@@ -174,28 +176,28 @@ export class SaveChat {
     let text;
     switch (message.code) {
       case 'rate_limited':
-        text = "You've saved a lot of chats lately, so this one wasn't saved. Please try again later.";
+        text = t('save.rate_limited');
         break;
       case 'unavailable':
-        text = "The chat couldn't be saved just now. Please try again in a moment.";
+        text = t('save.unavailable');
         break;
       case 'unsupported':
-        text = "This site doesn't keep saved chats.";
+        text = t('save.unsupported');
         break;
       case 'stale_chat':
       case 'not_in_chat':
         this.forgetPrevious();
-        text = 'That chat can no longer be saved: it ended more than five minutes ago.';
+        text = t('save.too_late');
         break;
       default:
-        text = `The chat wasn't saved: ${message.message || 'something went wrong.'}`;
+        text = t('save.failed', { why: message.message || t('common.something_wrong') });
     }
     this.showStatus(text, true);
   }
 
   onLost() {
     this.pending = null;
-    this.showStatus("We couldn't confirm that the chat was saved. Please try again.", true);
+    this.showStatus(t('save.unconfirmed'), true);
     this.onSettled();
   }
 
@@ -222,7 +224,7 @@ export class SaveChat {
     if (!url) return;
     try {
       await navigator.clipboard.writeText(url);
-      this.ui.copy.textContent = 'Copied';
+      this.ui.copy.textContent = t('save.copied');
     } catch {
       // No clipboard (an insecure page, a refusal): select the link for the user to copy.
       const range = document.createRange();
@@ -230,10 +232,10 @@ export class SaveChat {
       const selection = getSelection();
       selection.removeAllRanges();
       selection.addRange(range);
-      this.ui.copy.textContent = 'Link selected: copy it';
+      this.ui.copy.textContent = t('save.selected');
     }
     clearTimeout(this.copiedTimer);
-    this.copiedTimer = setTimeout(() => { this.ui.copy.textContent = 'Copy link'; }, COPIED_MS);
+    this.copiedTimer = setTimeout(() => { this.ui.copy.textContent = t('save.copy'); }, COPIED_MS);
   }
 
   dismiss() {
@@ -306,11 +308,11 @@ export class YourData {
 
   async download() {
     this.busy(true);
-    this.say(this.ui.summary, 'Fetching your data…');
+    this.say(this.ui.summary, t('data.fetching'));
     try {
       const response = await request('GET', '/api/privacy/export');
       if (response.status === 401) {
-        this.say(this.ui.summary, NOTHING_STORED);
+        this.say(this.ui.summary, t('data.nothing'));
         this.offerFile(null);
         return;
       }
@@ -320,7 +322,7 @@ export class YourData {
       this.say(this.ui.summary, exportSummary(data));
       this.ui.file.click();
     } catch {
-      this.say(this.ui.summary, "Your data couldn't be fetched just now. Please try again in a moment.", true);
+      this.say(this.ui.summary, t('data.fetch_failed'), true);
     } finally {
       this.busy(false);
     }
@@ -348,11 +350,11 @@ export class YourData {
 
   async erase() {
     this.busy(true);
-    this.say(this.ui.result, 'Erasing…');
+    this.say(this.ui.result, t('data.erasing'));
     try {
       const response = await request('POST', '/api/privacy/erase');
       if (response.status === 401) {
-        this.say(this.ui.result, NOTHING_STORED);
+        this.say(this.ui.result, t('data.nothing'));
         return;
       }
       if (!response.ok) throw new Error(String(response.status));
@@ -364,7 +366,7 @@ export class YourData {
       this.ui.summary.hidden = true;
       this.onErased(answer.removed ?? {});
     } catch {
-      this.say(this.ui.result, "Your data couldn't be erased just now. Please try again in a moment.", true);
+      this.say(this.ui.result, t('data.erase_failed'), true);
     } finally {
       this.busy(false);
     }
@@ -373,17 +375,17 @@ export class YourData {
   /** "Erased: 1 saved chat, …" and, in a list, what the node kept and why. */
   showErased(answer) {
     const removed = answer.removed ?? {};
-    const parts = COUNTED.map(([key, one, many]) => count(removed[key], one, many))
-      .filter((part) => part !== null && !part.startsWith('no '));
+    const parts = COUNTED.map(([key, words]) => count(removed[key], words, { zero: false }))
+      .filter((part) => part !== null);
     const sentence = document.createElement('p');
     sentence.textContent = parts.length
-      ? `Erased: ${listFormat(parts)}.`
-      : 'There was nothing to erase.';
+      ? t('data.erased', { what: listFormat(parts) })
+      : t('data.erased_nothing');
     const nodes = [sentence];
     const kept = Array.isArray(answer.kept) ? answer.kept : [];
     if (kept.length) {
       const intro = document.createElement('p');
-      intro.textContent = 'Kept, and why:';
+      intro.textContent = t('data.kept');
       const list = document.createElement('ul');
       for (const item of kept) {
         const entry = document.createElement('li');
@@ -411,33 +413,32 @@ export class YourData {
   }
 }
 
-const NOTHING_STORED = 'Nothing is stored for this browser yet.';
-
-/** The export's lists and counts: [field, one, many]. */
+/** The export's lists and counts: [field, how a count of them reads]. */
 const COUNTED = [
-  ['saved_logs', 'saved chat', 'saved chats'],
-  ['reports_filed', 'report you filed', 'reports you filed'],
-  ['reports_against', 'report about you', 'reports about you'],
-  ['bans', 'ban', 'bans'],
-  ['blocks', 'blocked person', 'blocked people'],
+  ['saved_logs', (n) => plural('data.count.saved_logs', n)],
+  ['reports_filed', (n) => plural('data.count.reports_filed', n)],
+  ['reports_against', (n) => plural('data.count.reports_against', n)],
+  ['bans', (n) => plural('data.count.bans', n)],
+  ['blocks', (n) => plural('data.count.blocks', n)],
 ];
 
 /** "1 saved chat, no reports you filed, …" from the export. */
 export function exportSummary(data) {
-  const parts = COUNTED.map(([key, one, many]) => count(data?.[key], one, many))
+  const parts = COUNTED.map(([key, words]) => count(data?.[key], words))
     .filter((part) => part !== null);
-  const who = typeof data?.client === 'string' && data.client
-    ? `This browser (${data.client}) has `
-    : 'This browser has ';
-  return `${who}${listFormat(parts)} here. The file has every detail, and what the site keeps and why.`;
+  const client = typeof data?.client === 'string' ? data.client : '';
+  return client
+    ? t('data.summary_client', { client, what: listFormat(parts) })
+    : t('data.summary', { what: listFormat(parts) });
 }
 
-/** "1 saved chat", "3 saved chats", "no saved chats"; null when the field is missing. */
-function count(value, one, many) {
+/** "1 saved chat", "3 saved chats", "no saved chats" (none when `zero` is false); null when
+ * the field is missing. */
+function count(value, words, { zero = true } = {}) {
   const n = Array.isArray(value) ? value.length : value;
   if (typeof n !== 'number' || !Number.isFinite(n)) return null;
-  if (n === 0) return `no ${many}`;
-  return `${new Intl.NumberFormat().format(n)} ${n === 1 ? one : many}`;
+  if (n === 0 && !zero) return null;
+  return words(n);
 }
 
 /** A same-origin JSON request carrying the node's cookie. */
@@ -453,12 +454,4 @@ function request(method, path) {
     init.body = '{}';
   }
   return fetch(path, init);
-}
-
-function listFormat(items) {
-  try {
-    return new Intl.ListFormat('en', { type: 'conjunction' }).format(items);
-  } catch {
-    return items.join(', ');
-  }
 }

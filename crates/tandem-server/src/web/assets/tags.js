@@ -1,6 +1,8 @@
 // A tag input: type a word and press Enter (or a comma) to add it as a chip; Backspace in
 // the empty field removes the last chip; each chip has its own remove button.
 
+import { t } from './i18n.js';
+
 export class TagInput {
   /**
    * @param {HTMLElement} root   an element holding a `<ul class="chips">` and an `<input>`
@@ -9,9 +11,10 @@ export class TagInput {
    * @param {(tag: string) => string} [options.label]          how a tag is shown
    * @param {number} [options.max]                             most tags allowed
    * @param {(tags: string[]) => void} [options.onChange]
-   * @param {(message: string) => void} [options.onReject]     told why text was not added
+   * @param {(why: 'unknown' | 'full', text: string) => void} [options.onReject]
+   *                                                            told why text was not added
    */
-  constructor(root, { parse, label = (t) => t, max = 20, onChange = () => {}, onReject = () => {} }) {
+  constructor(root, { parse, label = (tag) => tag, max = 20, onChange = () => {}, onReject = () => {} }) {
     this.root = root;
     this.list = root.querySelector('.chips');
     this.input = root.querySelector('input');
@@ -52,10 +55,10 @@ export class TagInput {
       const tag = this.parse(part);
       if (tag === null) {
         left.push(part.trim());
-        this.onReject(`“${part.trim()}” was not recognised`);
+        this.onReject('unknown', part.trim());
       } else if (this.tags.length >= this.max && !this.tags.includes(tag)) {
         left.push(part.trim());
-        this.onReject(`At most ${this.max}`);
+        this.onReject('full', String(this.max));
       } else {
         this.add(tag);
       }
@@ -81,7 +84,7 @@ export class TagInput {
     const remove = document.createElement('button');
     remove.type = 'button';
     remove.className = 'chip-remove';
-    remove.setAttribute('aria-label', `Remove ${this.label(tag)}`);
+    remove.setAttribute('aria-label', t('tags.remove', { tag: this.label(tag) }));
     remove.textContent = '×';
     remove.addEventListener('click', () => {
       this.remove(tag);
