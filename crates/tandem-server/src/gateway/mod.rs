@@ -44,6 +44,9 @@ pub struct HandshakeSettings {
     pub per_ip: PerIpLimits,
     /// Users connected at once.
     pub max_users: usize,
+    /// Users reach the node over https (its own TLS, or `--behind-https`): the client-id
+    /// cookie is `Secure`.
+    pub https: bool,
 }
 
 impl Default for HandshakeSettings {
@@ -55,6 +58,7 @@ impl Default for HandshakeSettings {
             client_ip_header: None,
             per_ip: PerIpLimits::default(),
             max_users: usize::MAX,
+            https: false,
         }
     }
 }
@@ -207,11 +211,11 @@ async fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME_BYTES);
     if from_cookie.as_deref() != Some(who.client.as_str()) {
-        let secure = if req.connection_info().scheme() == "https" {
-            "; Secure"
-        } else {
-            ""
-        };
+        // Over https the cookie must never travel in clear text; a proxy's
+        // `X-Forwarded-Proto: https` is enough for that, since a client lying about it only
+        // withholds its own cookie from plain http.
+        let https = gateway.settings.https || req.connection_info().scheme() == "https";
+        let secure = if https { "; Secure" } else { "" };
         let cookie = format!(
             "{CLIENT_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}",
             who.client.as_str()
