@@ -1,8 +1,8 @@
-//! The HTTP side of a node: `/ws` (upgrade to a [`UserSession`]), `/healthz`, `/metrics`,
-//! and the routes of the web client ([`crate::web`]) and the dashboard ([`crate::admin`]).
-//! It decides what the client may not (its country, its client id and address, whether its
-//! page may connect at all, whether a ban turns it away) and hands the connection to the
-//! session; it never holds chat state.
+//! The HTTP side of a node: `/ws` (upgrade to a [`UserSession`]), `/healthz`, `/readyz`,
+//! `/livez`, `/metrics`, and the routes of the web client ([`crate::web`]) and the dashboard
+//! ([`crate::admin`]). It decides what the client may not (its country, its client id and
+//! address, whether its page may connect at all, whether a ban turns it away) and hands the
+//! connection to the session; it never holds chat state.
 
 use std::sync::Arc;
 
@@ -104,7 +104,9 @@ pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
 /// of its own, [`metrics_routes`]).
 pub fn routes_with(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     cfg.route("/ws", web::get().to(upgrade))
-        .route("/healthz", web::get().to(healthz));
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(healthz))
+        .route("/livez", web::get().to(livez));
     if with_metrics {
         cfg.route("/metrics", web::get().to(metrics));
     }
@@ -291,12 +293,20 @@ fn country_of(req: &HttpRequest, settings: &HandshakeSettings) -> Country {
     from_header.or_else(from_geoip).unwrap_or(Country::UNKNOWN)
 }
 
+/// `/healthz` and `/readyz` (readiness): 200 while the node accepts users, 503 once it
+/// drains, so that a load balancer sends new users elsewhere.
 async fn healthz(node: web::Data<Arc<Node>>) -> HttpResponse {
     if node.is_ready() {
         HttpResponse::Ok().body("ok\n")
     } else {
         HttpResponse::ServiceUnavailable().body("shutting down\n")
     }
+}
+
+/// `/livez` (liveness): 200 whenever the HTTP server answers at all, draining or not. An
+/// orchestrator restarts a process that fails it; a drain must not look like that.
+async fn livez() -> HttpResponse {
+    HttpResponse::Ok().body("ok\n")
 }
 
 async fn metrics(
