@@ -337,7 +337,14 @@ async fn behind_https_the_cookie_is_secure_and_every_response_carries_hsts() {
     args.behind_https = true;
     let server = start_server_with(args);
     let addr = server.addr;
-    for path in ["/", "/livez", "/readyz", "/api/stats", "/privacy", "/nowhere"] {
+    for path in [
+        "/",
+        "/livez",
+        "/readyz",
+        "/api/stats",
+        "/privacy",
+        "/nowhere",
+    ] {
         let (_, head, _) = http_get_with(addr, path, &[]).await;
         assert!(
             head.contains("strict-transport-security: max-age=31536000"),
