@@ -141,3 +141,30 @@ async fn without_metrics_listen_metrics_stay_on_the_main_listener_with_the_node_
     assert!(metrics.contains("tandem_build_info{node="), "{metrics}");
     server.shutdown().await.unwrap();
 }
+
+/// Kubernetes probes the metrics listener, which a shutdown stops only after `--listen`:
+/// `/readyz` turns 503 as the drain begins, `/livez` stays 200 until the node is gone.
+#[actix_rt::test]
+async fn the_probes_answer_on_the_metrics_listener() {
+    let mut args = test_args();
+    args.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = start_server_with(args);
+    let at = server.metrics_addr.unwrap();
+    assert_eq!(http_get(at, "/livez").await.0, 200);
+    assert_eq!(http_get(at, "/readyz").await.0, 200);
+    assert_eq!(http_get(server.addr, "/readyz").await.0, 200);
+
+    // The first step of a shutdown (and of a cluster drain).
+    server.node.set_draining();
+    assert_eq!(http_get(at, "/readyz").await.0, 503);
+    assert_eq!(
+        http_get(at, "/livez").await.0,
+        200,
+        "a drain is not a failure"
+    );
+    server.shutdown().await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(at).await.is_err(),
+        "the metrics listener closes with the node"
+    );
+}

@@ -1,5 +1,7 @@
 //! The web side over plain HTTP and WebSocket, without a browser: the handshake's origin
-//! check, the dashboard's token, security and cache headers, TURN credentials in `welcome`.
+//! check, the dashboard's token, security and cache headers, TURN credentials in `welcome`,
+//! liveness and readiness through a drain, and what `--behind-https` changes (the cookie's
+//! `Secure`, HSTS).
 
 mod common;
 
@@ -355,4 +357,114 @@ async fn welcome_carries_turn_credentials_for_the_client() {
         Some(tandem_server::ice::turn_credential(b"coturn-static-auth-secret", username).as_str())
     );
     server.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn livez_stays_200_while_readyz_turns_503_when_the_node_drains() {
+    let server = start_server_with(generous_args());
+    let addr = server.addr;
+    for path in ["/livez", "/readyz", "/healthz"] {
+        assert_eq!(
+            common::http_get(addr, path).await,
+            (200, "ok\n".to_owned()),
+            "{path}"
+        );
+    }
+    let mut user = Client::connect(addr).await;
+    user.join().await;
+
+    // What shutdown and `tandem cluster drain` do first: the node takes no more users.
+    server.node.set_draining();
+    assert_eq!(common::http_get(addr, "/readyz").await.0, 503);
+    assert_eq!(common::http_get(addr, "/healthz").await.0, 503);
+    assert_eq!(
+        common::http_get(addr, "/livez").await,
+        (200, "ok\n".to_owned()),
+        "a draining process is alive: nothing should restart it"
+    );
+    let (status, _) = handshake(addr, &[]).await.unwrap_err();
+    assert_eq!(status, 503, "and new users are refused");
+    assert_eq!(
+        user.drain().await,
+        Vec::new(),
+        "the connected user is still served"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn behind_https_the_cookie_is_secure_and_every_response_carries_hsts() {
+    // Without it: plain http, neither.
+    let server = start_server_with(generous_args());
+    let (_, head, _) = http_get_with(server.addr, "/", &[]).await;
+    assert!(!head.contains("strict-transport-security"), "{head}");
+    let (_, head, _) = http_get_with(server.addr, "/livez", &[]).await;
+    assert!(!head.contains("strict-transport-security"), "{head}");
+    server.shutdown().await.unwrap();
+
+    let mut args = generous_args();
+    args.behind_https = true;
+    let server = start_server_with(args);
+    let addr = server.addr;
+    for path in [
+        "/",
+        "/livez",
+        "/readyz",
+        "/api/stats",
+        "/privacy",
+        "/nowhere",
+    ] {
+        let (_, head, _) = http_get_with(addr, path, &[]).await;
+        assert!(
+            head.contains("strict-transport-security: max-age=31536000"),
+            "{path}: {head}"
+        );
+    }
+    let ws = common::try_handshake(addr, &[]).await.unwrap();
+    drop(ws);
+    let upgrade = [
+        ("upgrade", "websocket"),
+        ("connection", "Upgrade"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-version", "13"),
+        ("origin", &format!("https://{addr}")),
+    ];
+    let (status, head) = raw_upgrade(addr, &upgrade).await;
+    assert_eq!(status, 101, "the https page of the node's own host: {head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a client-id cookie");
+    assert!(cookie.contains("; secure"), "{cookie}");
+    assert!(cookie.contains("; httponly"), "{cookie}");
+    server.shutdown().await.unwrap();
+}
+
+/// Sends a WebSocket upgrade with these headers and reads the response head: (status, head
+/// lower-cased).
+async fn raw_upgrade(addr: SocketAddr, headers: &[(&str, &str)]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(STEP, tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut request = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(STEP, stream.read(&mut byte))
+            .await
+            .expect("a response head within the step timeout")
+            .unwrap();
+        assert_eq!(read, 1, "closed before the end of the head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head)
 }

@@ -41,6 +41,40 @@ fn chromium_path() -> PathBuf {
     );
 }
 
+/// Makes `home/.pki/nssdb`, the NSS database Chromium on Linux reads its user's trust from,
+/// holding `ca` as trusted to issue server certificates (`-t C,,`).
+fn trust_in_nss(home: &Path, ca: &Path) {
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let db = format!("sql:{}", db.display());
+    let ca = ca.to_str().unwrap();
+    for args in [
+        &["-N", "-d", &db, "--empty-password"][..],
+        &[
+            "-A",
+            "-d",
+            &db,
+            "-n",
+            "tandem test CA",
+            "-t",
+            "C,,",
+            "-i",
+            ca,
+        ][..],
+    ] {
+        let out = Command::new("certutil")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("certutil on PATH: `apt-get install libnss3-tools` (scripts/test does it)");
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Points WebRTC at loopback: Chromium gathers loopback candidates only with
 /// `--allow-loopback-in-peer-connection`, and this drops every other remote candidate the
 /// page is told about, so connectivity checks are sent to 127.0.0.1 or ::1 (answers may come
@@ -76,6 +110,19 @@ impl Browser {
     /// permission prompts "allow" (else the permissions set with [`Self::set_permission`]
     /// decide, as a user's earlier answer would).
     pub async fn launch_with(allow_media: bool) -> Browser {
+        Self::launch_full(allow_media, None).await
+    }
+
+    /// Launches Chromium (fake camera and microphone, allowed) trusting the certificate
+    /// authority in `ca` (PEM) for https, as a user who installed it would: the browser runs
+    /// with a home directory of its own whose NSS database (`~/.pki/nssdb`, made with
+    /// `certutil` from Debian's `libnss3-tools`) holds the CA as a trusted issuer of server
+    /// certificates. Nothing else about certificate checking is relaxed.
+    pub async fn launch_trusting(ca: &Path) -> Browser {
+        Self::launch_full(true, Some(ca)).await
+    }
+
+    async fn launch_full(allow_media: bool, trusted_ca: Option<&Path>) -> Browser {
         let profile = std::env::temp_dir().join(format!(
             "tandem-chromium-{}-{:016x}",
             std::process::id(),
@@ -83,6 +130,11 @@ impl Browser {
         ));
         std::fs::create_dir_all(&profile).unwrap();
         let mut command = Command::new(chromium_path());
+        if let Some(ca) = trusted_ca {
+            let home = profile.join("home");
+            trust_in_nss(&home, ca);
+            command.env("HOME", &home);
+        }
         command
             .args([
                 "--headless=new",
@@ -373,6 +425,53 @@ impl Page {
             .await;
     }
 
+    /// The browser's cookies for the page's current URL, as `Network.getCookies` gives them
+    /// (name, value, `secure`, `httpOnly`, …).
+    pub async fn cookies(&self) -> Vec<Value> {
+        let url = self.eval("location.href").await;
+        let reply = self
+            .cdp
+            .call("Network.getCookies", json!({"urls": [url]}))
+            .await;
+        reply["cookies"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Records the headers of every response the page receives from now on, as the network
+    /// stack got them (what scripts may not read, such as `Strict-Transport-Security`,
+    /// included): see [`Self::response_headers`].
+    pub async fn record_responses(&self) {
+        self.cdp.call("Network.enable", json!({})).await;
+    }
+
+    /// The headers, names lower-cased, of the last response recorded for `url`.
+    pub fn response_headers(&self, url: &str) -> Option<HashMap<String, String>> {
+        let responses = self.cdp.responses.lock();
+        let request = responses.iter().rev().find_map(|(method, params)| {
+            (method == "Network.responseReceived" && params["response"]["url"] == url)
+                .then(|| params["requestId"].clone())
+        })?;
+        // The raw headers when the browser reported them, else those it gave the page.
+        let raw = responses.iter().rev().find_map(|(method, params)| {
+            (method == "Network.responseReceivedExtraInfo" && params["requestId"] == request)
+                .then(|| params["headers"].clone())
+        });
+        let headers = raw.or_else(|| {
+            responses.iter().rev().find_map(|(method, params)| {
+                (method == "Network.responseReceived" && params["requestId"] == request)
+                    .then(|| params["response"]["headers"].clone())
+            })
+        })?;
+        let headers = headers.as_object()?.iter();
+        Some(
+            headers
+                .map(|(name, value)| {
+                    let value = value.as_str().unwrap_or_default().to_owned();
+                    (name.to_ascii_lowercase(), value)
+                })
+                .collect(),
+        )
+    }
+
     /// Sets the viewport (for a phone-sized screenshot).
     pub async fn viewport(&self, width: u32, height: u32, mobile: bool) {
         self.cdp
@@ -416,6 +515,10 @@ struct Cdp {
     pending: Pending,
     next_id: AtomicU64,
     events: Arc<Mutex<Vec<String>>>,
+    /// The parameters of the `Network.responseReceived` and
+    /// `Network.responseReceivedExtraInfo` events, with their method, once the Network
+    /// domain is enabled.
+    responses: Arc<Mutex<Vec<(String, Value)>>>,
     tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
@@ -437,6 +540,7 @@ impl Cdp {
         let (out, mut queue) = mpsc::unbounded_channel::<Message>();
         let pending: Pending = Arc::default();
         let events: Arc<Mutex<Vec<String>>> = Arc::default();
+        let responses: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
         let writer = tokio::spawn(async move {
             while let Some(message) = queue.recv().await {
                 if sink.send(message).await.is_err() {
@@ -447,6 +551,7 @@ impl Cdp {
         let reader = {
             let pending = Arc::clone(&pending);
             let events = Arc::clone(&events);
+            let responses = Arc::clone(&responses);
             tokio::spawn(async move {
                 while let Some(Ok(message)) = stream.next().await {
                     let Message::Text(text) = message else {
@@ -465,6 +570,12 @@ impl Cdp {
                         }
                     } else if let Some(line) = describe_event(&value) {
                         events.lock().push(line);
+                    } else if let Some(
+                        method @ ("Network.responseReceived" | "Network.responseReceivedExtraInfo"),
+                    ) = value["method"].as_str()
+                    {
+                        let params = value["params"].clone();
+                        responses.lock().push((method.to_owned(), params));
                     }
                 }
             })
@@ -474,6 +585,7 @@ impl Cdp {
             pending,
             next_id: AtomicU64::new(1),
             events,
+            responses,
             tasks: [writer, reader],
         }
     }

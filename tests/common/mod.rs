@@ -8,6 +8,7 @@ pub mod classifier;
 pub mod nats;
 pub mod process;
 pub mod steps;
+pub mod tls;
 pub mod turn;
 
 use std::net::{SocketAddr, TcpListener};
@@ -147,6 +148,20 @@ impl Client {
     /// Connects with JSON and extra request headers (as a proxy in front would add them).
     pub async fn connect_with_headers(addr: SocketAddr, headers: &[(&str, &str)]) -> Client {
         Self::connect_full(addr, Codec::Json, headers).await
+    }
+
+    /// A JSON client on an open WebSocket, once it has read `welcome`.
+    pub async fn welcomed(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        let mut client = Client {
+            ws,
+            codec: Codec::Json,
+            welcome: placeholder_welcome(),
+        };
+        match client.recv().await {
+            ServerMsg::Welcome(welcome) => client.welcome = welcome,
+            other => panic!("expected welcome first, got {other:?}"),
+        }
+        client
     }
 
     async fn connect_full(addr: SocketAddr, codec: Codec, headers: &[(&str, &str)]) -> Client {
@@ -489,7 +504,7 @@ pub async fn report(client: &mut Client, chat: ChatId, reason: &str, note: Optio
 }
 
 /// A WebSocket handshake request for `url` with these extra headers.
-fn ws_request(
+pub fn ws_request(
     url: &str,
     headers: &[(&str, &str)],
 ) -> tokio_tungstenite::tungstenite::handshake::client::Request {

@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub use super::tls::TestCa;
+
 /// A free loopback port (bound and released; the server binds it right after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -276,88 +278,5 @@ fn answers_as(addr: &SocketAddr, name: &str) -> bool {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// A certificate authority made for one test (with `openssl`), and a server certificate it
-/// signed for 127.0.0.1, all in a directory removed on drop.
-pub struct TestCa {
-    pub dir: tempfile::TempDir,
-}
-
-impl TestCa {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .expect("openssl on PATH (scripts/test installs it)");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-        run(&[
-            &["req", "-x509", "-nodes"][..],
-            &ec[..],
-            &[
-                "-keyout",
-                "ca-key.pem",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=tandem test CA",
-            ],
-        ]
-        .concat());
-        run(&[
-            &["req", "-nodes"][..],
-            &ec[..],
-            &[
-                "-keyout",
-                "server-key.pem",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        ]
-        .concat());
-        std::fs::write(
-            dir.path().join("san.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ]);
-        Self { dir }
-    }
-
-    /// The CA's certificate, which clients trust.
-    pub fn ca(&self) -> std::path::PathBuf {
-        self.dir.path().join("ca.pem")
     }
 }

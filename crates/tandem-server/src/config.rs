@@ -15,6 +15,7 @@ use crate::gateway::HandshakeSettings;
 use crate::ice::IceConfig;
 use crate::moderation::{Retention, Rule};
 use crate::session::{JoinRules, LimitConfig, SessionSettings};
+use crate::tls::{TlsError, TlsFiles};
 
 /// `tandem serve`: run a node.
 #[derive(Args, Clone, Debug)]
@@ -22,6 +23,21 @@ pub struct ServeArgs {
     /// Address to listen on for HTTP and WebSocket (`/ws`).
     #[arg(long, env = "TANDEM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// A PEM certificate chain (the node's certificate first, e.g. certbot's
+    /// `fullchain.pem`): with --tls-key, --listen speaks https and wss instead of http and ws.
+    #[arg(long, env = "TANDEM_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --tls-cert (e.g. certbot's `privkey.pem`), unencrypted.
+    #[arg(long, env = "TANDEM_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Users reach this node over https through a proxy that terminates TLS: cookies are
+    /// `Secure` and responses carry `Strict-Transport-Security`, as with --tls-cert. Set it
+    /// only when the site is served over https alone.
+    #[arg(long, env = "TANDEM_BEHIND_HTTPS")]
+    pub behind_https: bool,
 
     /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9090`, or a cluster-internal
     /// address) instead of on --listen, where users reach it [default: on --listen].
@@ -358,6 +374,9 @@ impl ServeArgs {
     /// database cannot be read, a secret is too short to keep tokens unforgeable, or an ICE
     /// server or origin is malformed.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let tls = TlsFiles::from_flags(self.tls_cert.as_deref(), self.tls_key.as_deref())?
+            .map(|files| files.server_config())
+            .transpose()?;
         let geoip = match &self.geoip {
             Some(path) => Some(Arc::new(crate::geoip::GeoIp::open(path)?)),
             None => None,
@@ -418,6 +437,7 @@ impl ServeArgs {
         Ok(Settings {
             session,
             handshake: HandshakeSettings {
+                https: tls.is_some() || self.behind_https,
                 origins: crate::web::OriginPolicy::new(&self.allowed_origin)?,
                 country_header: self.country_header.clone(),
                 geoip,
@@ -455,6 +475,7 @@ impl ServeArgs {
                 failure: self.snapshot_failure,
             },
             snapshot_key: self.snapshot_key.clone(),
+            tls,
             filter: FilterSettings {
                 links: self.filter_links,
                 blast_chats: self.blast_chats,
@@ -527,6 +548,8 @@ pub struct Settings {
     pub snapshots: SnapshotSettings,
     /// The key flagged snapshots are sealed under.
     pub snapshot_key: Option<String>,
+    /// With --tls-cert and --tls-key: what --listen serves https with.
+    pub tls: Option<rustls::ServerConfig>,
 }
 
 /// The shortest entitlement secret or admin token accepted: an empty or short one (an unset
@@ -566,6 +589,8 @@ pub enum ConfigError {
     Ice(#[from] crate::ice::IceConfigError),
     #[error(transparent)]
     Origin(#[from] crate::web::BadOrigin),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 #[cfg(test)]

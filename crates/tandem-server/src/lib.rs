@@ -26,6 +26,7 @@ pub mod privacy;
 pub mod registry;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod web;
 
 pub use node::Node;

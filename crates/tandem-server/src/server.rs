@@ -6,8 +6,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpServer};
+use actix_web::http::header;
+use actix_web::rt::net::TcpStream;
+use actix_web::{middleware, web, App, HttpServer};
 use tandem_engine::session::SessionEvent;
 use tandem_ids::NodeId;
 use tracing::info;
@@ -28,6 +31,10 @@ use crate::moderation::{IdIssuer, Moderation, ModerationStore, StoreSlot};
 use crate::node::Node;
 use crate::privacy::{Policy, Privacy};
 use crate::session::SessionEnv;
+
+/// `Strict-Transport-Security` of a node reached over https: browsers keep to https for
+/// the site for a year after each visit.
+const HSTS: &str = "max-age=31536000";
 
 /// A node serving HTTP on a bound listener.
 pub struct RunningServer {
@@ -144,6 +151,9 @@ impl RunningServer {
             countries: settings.handshake.geoip.is_some()
                 || settings.handshake.country_header.is_some(),
         });
+        let https = settings.handshake.https;
+        let tls = settings.tls;
+        let serves_tls = tls.is_some();
         let gateway = web::Data::new(Gateway::new(
             Arc::clone(&node),
             settings.handshake,
@@ -193,13 +203,23 @@ impl RunningServer {
                 .app_data(privacy.clone())
                 .app_data(page_facts.clone())
                 .configure(|cfg| gateway::routes_with(cfg, metrics_apart.is_none()))
+                // Once a browser has seen the site over https, it never tries plain http
+                // for it again (where a network in between could strip the TLS away).
+                .wrap(middleware::Condition::new(
+                    https,
+                    middleware::DefaultHeaders::new()
+                        .add((header::STRICT_TRANSPORT_SECURITY, HSTS)),
+                ))
         })
         // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm
         // holds a frame back until the previous one is acknowledged, and the peer's delayed
         // ACK turns that into a 40 ms stall (seen by the load generator as a second mode of
         // the match latency at ~41 ms).
         .on_connect(move |conn, data| {
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let tcp = conn.downcast_ref::<TcpStream>().or_else(|| {
+                (conn.downcast_ref::<TlsStream<TcpStream>>()).map(|tls| tls.get_ref().0)
+            });
+            if let Some(tcp) = tcp {
                 if let Err(err) = tcp.set_nodelay(true) {
                     tracing::debug!(error = %err, "could not set TCP_NODELAY");
                 }
@@ -211,12 +231,15 @@ impl RunningServer {
         .backlog(4096)
         .client_disconnect_timeout(args.close_linger)
         .disable_signals()
-        .shutdown_timeout(args.shutdown_grace.as_secs().max(1))
-        .listen(listener)?
+        .shutdown_timeout(args.shutdown_grace.as_secs().max(1));
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        }
         .run();
         let handle = server.handle();
         let task = actix_rt::spawn(server);
-        info!(node = %node.id(), %addr, shards, "listening");
+        info!(node = %node.id(), %addr, shards, tls = serves_tls, https, "listening");
         Ok(Self {
             addr,
             metrics_addr,

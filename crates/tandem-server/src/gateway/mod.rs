@@ -1,8 +1,8 @@
-//! The HTTP side of a node: `/ws` (upgrade to a [`UserSession`]), `/healthz`, `/metrics`,
-//! and the routes of the web client ([`crate::web`]) and the dashboard ([`crate::admin`]).
-//! It decides what the client may not (its country, its client id and address, whether its
-//! page may connect at all, whether a ban turns it away) and hands the connection to the
-//! session; it never holds chat state.
+//! The HTTP side of a node: `/ws` (upgrade to a [`UserSession`]), `/healthz`, `/readyz`,
+//! `/livez`, `/metrics`, and the routes of the web client ([`crate::web`]) and the dashboard
+//! ([`crate::admin`]). It decides what the client may not (its country, its client id and
+//! address, whether its page may connect at all, whether a ban turns it away) and hands the
+//! connection to the session; it never holds chat state.
 
 use std::sync::Arc;
 
@@ -44,6 +44,9 @@ pub struct HandshakeSettings {
     pub per_ip: PerIpLimits,
     /// Users connected at once.
     pub max_users: usize,
+    /// Users reach the node over https (its own TLS, or `--behind-https`): the client-id
+    /// cookie is `Secure`.
+    pub https: bool,
 }
 
 impl Default for HandshakeSettings {
@@ -55,6 +58,7 @@ impl Default for HandshakeSettings {
             client_ip_header: None,
             per_ip: PerIpLimits::default(),
             max_users: usize::MAX,
+            https: false,
         }
     }
 }
@@ -91,16 +95,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     routes_with(cfg, true);
 }
 
-/// The routes of the metrics listener (`--metrics-listen`): `/metrics` alone.
+/// The routes of the metrics listener (`--metrics-listen`): `/metrics`, `/livez` and `/readyz`.
 pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics));
+    cfg.route("/metrics", web::get().to(metrics))
+        // The probes too: this listener keeps answering while `--listen` stops accepting
+        // during a shutdown, so a liveness probe here never fails a draining node.
+        .route("/livez", web::get().to(livez))
+        .route("/readyz", web::get().to(healthz));
 }
 
 /// Registers the node's routes; `/metrics` only if `with_metrics` (else it has a listener
 /// of its own, [`metrics_routes`]).
 pub fn routes_with(cfg: &mut web::ServiceConfig, with_metrics: bool) {
     cfg.route("/ws", web::get().to(upgrade))
-        .route("/healthz", web::get().to(healthz));
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(healthz))
+        .route("/livez", web::get().to(livez));
     if with_metrics {
         cfg.route("/metrics", web::get().to(metrics));
     }
@@ -207,11 +217,11 @@ async fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(MAX_FRAME_BYTES);
     if from_cookie.as_deref() != Some(who.client.as_str()) {
-        let secure = if req.connection_info().scheme() == "https" {
-            "; Secure"
-        } else {
-            ""
-        };
+        // Over https the cookie must never travel in clear text; a proxy's
+        // `X-Forwarded-Proto: https` is enough for that, since a client lying about it only
+        // withholds its own cookie from plain http.
+        let https = gateway.settings.https || req.connection_info().scheme() == "https";
+        let secure = if https { "; Secure" } else { "" };
         let cookie = format!(
             "{CLIENT_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}",
             who.client.as_str()
@@ -287,12 +297,20 @@ fn country_of(req: &HttpRequest, settings: &HandshakeSettings) -> Country {
     from_header.or_else(from_geoip).unwrap_or(Country::UNKNOWN)
 }
 
+/// `/healthz` and `/readyz` (readiness): 200 while the node accepts users, 503 once it
+/// drains, so that a load balancer sends new users elsewhere.
 async fn healthz(node: web::Data<Arc<Node>>) -> HttpResponse {
     if node.is_ready() {
         HttpResponse::Ok().body("ok\n")
     } else {
         HttpResponse::ServiceUnavailable().body("shutting down\n")
     }
+}
+
+/// `/livez` (liveness): 200 whenever the HTTP server answers at all, draining or not. An
+/// orchestrator restarts a process that fails it; a drain must not look like that.
+async fn livez() -> HttpResponse {
+    HttpResponse::Ok().body("ok\n")
 }
 
 async fn metrics(
