@@ -679,7 +679,10 @@ async fn the_nodes_own_log_holds_no_chat_text_and_addresses_only_by_network() {
         .await
         .expect("the node stops")
         .unwrap();
-    let log = format!("{}{}", stdout.await.unwrap(), stderr.await.unwrap());
+    // Logs go to stderr, as the README says; `serve` prints nothing to stdout.
+    let (stdout, log) = (stdout.await.unwrap(), stderr.await.unwrap());
+    assert_eq!(stdout, "", "serve wrote to stdout");
+    assert!(log.contains("stopped"), "the log is on stderr: {log}");
     assert!(
         log.contains("203.0.113.0/24"),
         "sessions name the network: {log}"
