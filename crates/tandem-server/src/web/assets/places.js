@@ -48,8 +48,13 @@ export function countryName(code) {
   return regionNames.of(code) ?? code;
 }
 
-/** The browser's preferred language if we offer it, else English. */
+/**
+ * The language to chat in by default: the page's, when the user reads it in a language other
+ * than English (chosen, or the browser's); else the browser's preferred one if offered (a
+ * language the page has no translation for); else English.
+ */
 export function preferredLanguage() {
+  if (LANG !== 'en' && LANGUAGES.includes(LANG)) return LANG;
   for (const tag of browser) {
     const primary = String(tag).split('-')[0].toLowerCase();
     if (LANGUAGES.includes(primary)) return primary;
