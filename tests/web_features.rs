@@ -138,6 +138,22 @@ async fn spy_mode_a_spy_watches_two_strangers_discuss_its_question() {
         "each stranger keeps its own number: {lines:?}"
     );
     spy.screenshot(&screenshot_path("spy-mode.png")).await;
+    // The spy has no partner of its own: nothing to report or save.
+    assert_eq!(
+        spy.eval(
+            "document.getElementById('report').disabled \
+             && document.getElementById('save-log').hidden"
+        )
+        .await,
+        true
+    );
+    assert_eq!(
+        first
+            .eval("document.getElementById('report').disabled")
+            .await,
+        false,
+        "a stranger can report the other"
+    );
 
     // A stranger skips: the discussion is over for the spy, who is told so.
     first.click("#next").await;
@@ -309,7 +325,25 @@ async fn college_mode_and_the_gender_filter_need_a_pass_and_work_with_one() {
         "Connected to a student of mit.edu"
     );
     ana.screenshot(&screenshot_path("college-mode.png")).await;
-    // The pass is kept in the browser for the next visit, and can be removed.
+    // The pass is kept in the browser for the next visit; a link with another pass does
+    // not replace it (anyone can send a link), nor does text that is not a pass.
+    let other = pass(&[Feature::GenderFilter], None);
+    // (A query, so that the browser loads the page again rather than only moving to the
+    // fragment.)
+    ana.goto(&format!("{url}?again#pass={other}")).await;
+    landing_ready(&ana).await;
+    filters_say(&ana, "college mode (mit.edu)").await;
+    filters_say(&ana, "A link offered another pass").await;
+    assert_eq!(
+        ana.eval("document.getElementById('pass-input').value")
+            .await,
+        other.as_str()
+    );
+    ana.eval("document.getElementById('pass-input').value = ''")
+        .await;
+    ana.type_into("#pass-input", "not a pass at all").await;
+    ana.click("#pass-use").await;
+    filters_say(&ana, "doesn't look like a pass").await;
     ana.goto(&url).await;
     landing_ready(&ana).await;
     filters_say(&ana, "college mode (mit.edu)").await;
@@ -407,7 +441,49 @@ async fn a_partner_who_turns_the_camera_off_is_shown_as_such() {
         STEP,
     )
     .await;
-    assert_no_problems(&[&alice, &bob]);
+
+    // Off again, then Stop: a new camera starts on, and the next stranger is not told
+    // otherwise.
+    alice.click("#toggle-camera").await;
+    bob.wait_for(
+        "the note again",
+        "!document.getElementById('remote-camera-off').hidden",
+        STEP,
+    )
+    .await;
+    alice.click("#stop").await;
+    let carol = browser.page("carol", &url).await;
+    // The form is as alice left it (video, 18+ confirmed): Start again.
+    landing_ready(&alice).await;
+    alice.click("#start").await;
+    alice
+        .wait_for(
+            "the camera button back to on",
+            "window.tandem.phase !== 'landing' \
+             && document.getElementById('toggle-camera').getAttribute('aria-pressed') === 'false' \
+             && document.getElementById('toggle-camera').textContent === 'Camera off'",
+            STEP,
+        )
+        .await;
+    start_chat(&carol, "video", &[]).await;
+    all_chatting(&[&alice, &carol]).await;
+    assert_eq!(chat_id(&alice).await, chat_id(&carol).await);
+    // A media signal is sent before the offer, so it would be here by the time the call is.
+    carol
+        .wait_for(
+            "the call connected",
+            "window.tandem.pc?.connectionState === 'connected'",
+            BROWSER_STEP,
+        )
+        .await;
+    assert_eq!(
+        carol
+            .eval("document.getElementById('remote-camera-off').hidden")
+            .await,
+        true,
+        "the new stranger sees a camera that is on"
+    );
+    assert_no_problems(&[&alice, &bob, &carol]);
     server.shutdown().await.unwrap();
 }
 

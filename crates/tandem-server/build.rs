@@ -19,6 +19,13 @@ fn main() {
             let valid = !code.is_empty()
                 && code.len() <= 8
                 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+            if !valid {
+                // Named so that no request could pick it: say so rather than drop it quietly.
+                println!(
+                    "cargo:warning=src/web/locales/{name} is not embedded: name a translation \
+                     by its lower-case language code, e.g. `pt.json` or `pt-br.json`"
+                );
+            }
             valid.then(|| code.to_owned())
         })
         .collect();

@@ -149,12 +149,19 @@ pub fn best_match(accept: &str, all: &[Locale]) -> Option<usize> {
     for part in accept.split(',').take(32) {
         let mut pieces = part.split(';');
         let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = pieces
-            .find_map(|p| p.trim().strip_prefix("q="))
-            .and_then(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        // `q=0` is "not this one"; NaN is no weight at all.
-        if q.is_nan() || q <= 0.0 || tag.is_empty() || tag == "*" {
+        // The weight, 1 when absent; an entry whose weight does not parse is skipped.
+        let q = match pieces.find_map(|p| {
+            let p = p.trim();
+            (p.len() >= 2 && p[..2].eq_ignore_ascii_case("q=")).then(|| &p[2..])
+        }) {
+            None => 1.0,
+            Some(q) => match q.trim().parse::<f32>() {
+                Ok(q) if q.is_finite() => q.min(1.0),
+                _ => continue,
+            },
+        };
+        // `q=0` is "not this one".
+        if q <= 0.0 || tag.is_empty() || tag == "*" {
             continue;
         }
         let primary = tag.split('-').next().unwrap_or("");
@@ -322,7 +329,17 @@ mod tests {
                     placeholders(text),
                     "{code}: {key} must use the placeholders of English"
                 );
-                let tags = |t: &str| t.matches('<').count();
+                // The same tags with the same attributes, in any order: a translation
+                // changes words, never markup (no other link, no new element).
+                let tags = |t: &str| {
+                    let mut tags: Vec<String> = t
+                        .split('<')
+                        .skip(1)
+                        .map(|rest| rest.split('>').next().unwrap_or(rest).to_owned())
+                        .collect();
+                    tags.sort();
+                    tags
+                };
                 assert_eq!(tags(theirs), tags(text), "{code}: {key} markup differs");
             }
             for key in map.keys() {
@@ -397,7 +414,13 @@ mod tests {
         assert_eq!(best_match("en;q=0.2, ar;q=0.9", &all), Some(3));
         assert_eq!(best_match("de, fr", &all), None);
         assert_eq!(best_match("*;q=1, es;q=0", &all), None);
-        assert_eq!(best_match("es;q=abc", &all), Some(1));
+        assert_eq!(
+            best_match("es;q=abc, pt;q=0.1", &all),
+            Some(2),
+            "a bad weight is no weight"
+        );
+        assert_eq!(best_match("pt;Q=0.2, ar;q=0.3", &all), Some(3), "Q= is q=");
+        assert_eq!(best_match("pt;q=7, ar", &all), Some(2), "weights stop at 1");
         assert_eq!(best_match("", &all), None);
     }
 

@@ -109,7 +109,7 @@ const state = {
   lastReported: null,
   endNote: null, // how the last chat ended, as the page says it
   spy: null, // in spy mode, `matched.spy` of the current chat ({role, question})
-  cameraOn: true, // this side's camera, as told to the stranger
+  spyTyping: { 1: false, 2: false }, // in spy mode, which stranger is typing
 };
 
 const connection = new Connection();
@@ -172,6 +172,8 @@ async function onStart(event) {
       landing.busy('');
     }
     ui.localVideo.srcObject = state.localStream;
+    // A new camera starts on, and so do its buttons.
+    resetMediaButtons();
   }
   enterChat();
 }
@@ -199,7 +201,8 @@ function joinMessage(prefs) {
   if (prefs.style === 'ask') return { ...message, spy: true, question: prefs.question };
   if (prefs.style === 'discuss') return { ...message, spy_ok: true };
   message.interests = prefs.interests;
-  message.countries = prefs.countries;
+  // A node that cannot tell countries would never meet a country filter.
+  message.countries = prefs.countriesKnown ? prefs.countries : [];
   if (prefs.gender) message.gender = prefs.gender;
   if (prefs.wantGender.length) message.want_gender = prefs.wantGender;
   if (prefs.college) {
@@ -245,7 +248,8 @@ function onChallengeRefused(message) {
 }
 
 function stop() {
-  const ended = state.chat;
+  // A spy's chat is neither reported nor saved: nothing of it is offered afterwards.
+  const ended = state.spy?.role === 'spy' ? null : state.chat;
   if (state.chat !== null || state.phase === 'waiting') connection.send({ type: 'leave' });
   endChat();
   // The stranger can still be reported for a minute: the connection (where the node keeps
@@ -298,6 +302,7 @@ function endChat() {
   state.chat = null;
   state.partner = null;
   state.spy = null;
+  state.spyTyping = { 1: false, 2: false };
   ui.spyQuestion.hidden = true;
   ui.remoteCameraOff.hidden = true;
 }
@@ -311,7 +316,8 @@ function setPhase(phase) {
   ui.message.disabled = !writes;
   ui.send.disabled = !writes;
   ui.message.placeholder = chatting && !writes ? t('spy.cannot_write') : t('chat.message_placeholder');
-  ui.report.disabled = !chatting || state.pendingReport !== null;
+  // A spy's chat has no partner of its own to report or lines of its own to save.
+  ui.report.disabled = !chatting || state.pendingReport !== null || state.spy?.role === 'spy';
   ui.next.disabled = !(chatting || phase === 'ended');
   ui.nextLabel.textContent = phase === 'ended' ? t('chat.new') : t('chat.next');
   ui.next.classList.toggle('armed', false);
@@ -421,14 +427,16 @@ function onMessage(message) {
       // Spy mode: what stranger 1 or 2 wrote, to the spy who asked.
       if (message.chat === state.chat && typeof message.text === 'string'
           && (message.from === 1 || message.from === 2)) {
-        log.setTyping(false);
+        state.spyTyping[message.from] = false;
+        showSpyTyping();
         log.line(`stranger${message.from}`, message.text);
         if (document.hidden) countUnread();
       }
       break;
     case 'spy_typing':
       if (message.chat === state.chat && (message.from === 1 || message.from === 2)) {
-        log.setTyping(message.on === true, `stranger${message.from}`);
+        state.spyTyping[message.from] = message.on === true;
+        showSpyTyping();
       }
       break;
     case 'signal':
@@ -456,7 +464,7 @@ function onMatched(message) {
   state.spy = spy && typeof spy.question === 'string' ? spy : null;
   log.clear();
   setPhase('chatting');
-  saveChat.chatStarted(state.chat);
+  if (state.spy?.role !== 'spy') saveChat.chatStarted(state.chat);
   if (state.spy) {
     // Spy mode: the question heads the chat for all three.
     const asked = state.spy.role === 'spy';
@@ -489,8 +497,10 @@ function onEnded(reason) {
   const ended = state.chat;
   const spied = state.spy?.role === 'spy';
   endChat();
-  offerPrevious(ended);
-  saveChat.chatEnded(ended);
+  if (!spied) {
+    offerPrevious(ended);
+    saveChat.chatEnded(ended);
+  }
   switch (reason) {
     case 'skipped':
       log.system(t('end.skipped'));
@@ -515,6 +525,20 @@ function onEnded(reason) {
       }
       break;
   }
+}
+
+/** The spy's typing indicator: one of the strangers who is typing, if any. */
+function showSpyTyping() {
+  const typing = [1, 2].find((n) => state.spyTyping[n]);
+  log.setTyping(typing !== undefined, typing ? `stranger${typing}` : 'stranger');
+}
+
+/** Both media buttons back to "on", for a new camera. */
+function resetMediaButtons() {
+  ui.toggleMic.setAttribute('aria-pressed', 'false');
+  ui.toggleMic.textContent = t('video.mute');
+  ui.toggleCamera.setAttribute('aria-pressed', 'false');
+  ui.toggleCamera.textContent = t('video.camera_off');
 }
 
 /** What the page says when the stranger ended the chat, by `ended.reason`. */
@@ -714,7 +738,7 @@ function startCall(initiator, iceServers) {
   });
   state.call = call;
   // A camera turned off before this chat: the stranger is told at once.
-  if (!state.cameraOn) call.tellMedia({ video: false });
+  if (state.localStream?.getVideoTracks()[0]?.enabled === false) call.tellMedia({ video: false });
   call.start(initiator).catch((error) => {
     console.warn('tandem: could not start the call', error);
     onCallState(call, 'failed');
@@ -748,7 +772,6 @@ function toggleTrack(kind, button, onLabel, offLabel) {
   button.textContent = enabled ? onLabel() : offLabel();
   if (kind === 'video') {
     // The stranger sees black either way; this lets their page say why.
-    state.cameraOn = enabled;
     state.call?.tellMedia({ video: enabled });
   }
 }
@@ -901,7 +924,7 @@ function renderReportControls() {
   ui.reportPrevious.hidden = !offer;
   ui.reportStatusClose.hidden = pending || !ui.reportStatus.textContent;
   ui.reportBar.hidden = state.phase === 'banned' || (!offer && !ui.reportStatus.textContent);
-  ui.report.disabled = state.phase !== 'chatting' || pending;
+  ui.report.disabled = state.phase !== 'chatting' || pending || state.spy?.role === 'spy';
   // The button went away under the keyboard: keep focus somewhere sensible.
   if (hadFocus && ui.reportPrevious.hidden) (ui.chat.hidden ? landing.start : ui.message).focus();
 }

@@ -62,6 +62,7 @@ export class Landing {
         : t('form.countries_unknown_name', { text })),
     });
     this.pass = null; // {token, claims}: the pass in use, if any
+    this.offered = null; // a pass a link offered while another is in use
     this.passRefused = false;
     this.fillChoices();
     this.restore();
@@ -125,7 +126,8 @@ export class Landing {
       question: this.question.value.trim(),
       lang: this.lang.value,
       interests: [...this.interests.tags],
-      countries: this.countriesKnown ? [...this.countries.tags] : [],
+      countries: [...this.countries.tags],
+      countriesKnown: this.countriesKnown,
       autoReroll: this.autoReroll.checked,
       gender: GENDERS.includes(this.gender.value) ? this.gender.value : null,
       wantGender: grants.gender ? wantGender : [],
@@ -192,17 +194,36 @@ export class Landing {
     };
   }
 
-  /** A pass handed over in the address (`#pass=…`, from the site's own pages) is taken once. */
+  /**
+   * A pass handed over in the address (`#pass=…`, from the site's own pages) is taken once.
+   * It never silently replaces a pass this browser holds and can still use (a link anyone
+   * can send would otherwise take it away): that one is kept, and the offered one waits in
+   * the field for the user to choose it.
+   */
   takePassFromUrl() {
     const match = /^#pass=([A-Za-z0-9._-]+)$/.exec(location.hash);
     if (!match) return;
     history.replaceState(null, '', location.pathname + location.search);
-    this.usePass(match[1], { open: true });
+    const offered = match[1];
+    if (offered === this.pass?.token) return;
+    const held = this.grants();
+    if (held.gender || held.college) {
+      this.ui.premium.open = true;
+      this.offered = offered;
+      return;
+    }
+    this.usePass(offered, { open: true });
   }
 
   /** Uses `token` as the pass (an empty one removes it). */
   usePass(token, { open = false } = {}) {
     const text = String(token).trim();
+    if (text && !readClaims(text)) {
+      // Not a pass at all: the one held (if any) stays, and the field says why.
+      this.ui.passStatus.textContent = t('premium.pass_unreadable');
+      this.ui.passStatus.classList.add('error');
+      return;
+    }
     this.passRefused = false;
     this.pass = text ? { token: text, claims: readClaims(text) } : null;
     try {
@@ -212,6 +233,7 @@ export class Landing {
       // Not remembered: it still works on this page.
     }
     this.ui.passInput.value = '';
+    this.offered = null;
     if (open) this.ui.premium.open = true;
     this.renderPass();
   }
@@ -249,10 +271,16 @@ export class Landing {
         ? t('premium.pass_ok', { features: listFormat(features), until: formatDay(claims.exp) })
         : t('premium.pass_nothing');
     }
+    if (this.offered) {
+      // A link offered another pass: it waits in the field.
+      status = `${status} ${t('premium.pass_offered')}`;
+      this.ui.passInput.value = this.offered;
+    }
     this.ui.passStatus.textContent = status;
     this.ui.passStatus.classList.toggle('error', Boolean(this.pass) && !(grants.gender || grants.college));
     this.ui.passRemove.hidden = !this.pass;
-    this.ui.passEntry.hidden = Boolean(this.pass) && (grants.gender || grants.college);
+    this.ui.passEntry.hidden = Boolean(this.pass) && (grants.gender || grants.college)
+      && !this.offered;
   }
 
   /** Whether this node can tell people's countries; if not, the country filter is off. */
