@@ -62,9 +62,11 @@ async fn under_load_a_stall_a_kill_a_nats_restart_and_a_partition_break_no_promi
     );
     formed(&[&n0, &n1, &n2], "the cluster formed").await;
     // A node holds handshakes until it has loaded the bans (or given up on them a few
-    // seconds after starting): the load starts once every node admits users at once.
-    for node in [&n0, &n1, &n2] {
-        drop(Client::connect(node.addr).await);
+    // seconds after starting), and refuses joins (`unavailable`) until its store in
+    // JetStream is open, which a cluster of three NATS servers may take a while to allow:
+    // the load starts once every node admits users and their joins at once.
+    for (node, lang) in [(&n0, "ko"), (&n1, "ja"), (&n2, "th")] {
+        admits_joins(node, lang).await;
     }
     let mut load = Load::start(&[&n0, &n1, &n2], &run);
     // Every user of the load is connected, and each node pairs them, before any fault.
@@ -200,6 +202,37 @@ async fn under_load_a_stall_a_kill_a_nats_restart_and_a_partition_break_no_promi
         .map(|s| s["matches"].as_u64().unwrap())
         .sum();
     assert!(late > 0, "no pairing in the last seconds: {report:#}");
+}
+
+/// Waits until `node` takes a join (its store open, so that a proof can be spent), failing
+/// the test after a minute. The join is in `lang`, which nobody else speaks; the user then
+/// leaves.
+async fn admits_joins(node: &Node, lang: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut user = Client::connect(node.addr).await;
+        let proof = common::proof_of(&user);
+        user.send(&join_with(|j| {
+            j.lang = Some(lang.to_owned());
+            j.proof = proof;
+        }))
+        .await;
+        match user.recv().await {
+            ServerMsg::Waiting => return,
+            ServerMsg::Error {
+                code: tandem_proto::ErrorCode::Unavailable,
+                ..
+            } => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} refused joins for a minute",
+                    node.id
+                );
+                sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("{}: a join got {other:?}", node.id),
+        }
+    }
 }
 
 /// A user of one node paired with a user of another.
