@@ -10,7 +10,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::cdp::{Browser, Page};
+use common::cdp::Browser;
+use common::steps::{all_chatting, js, start_chat, BROWSER_STEP};
 use common::tls::{https_get, tls_connect, wss_connect, TestCa};
 use common::{start_server_with, test_args, STEP};
 use tandem_proto::ServerMsg;
@@ -18,9 +19,6 @@ use tandem_server::config::{ConfigError, ServeArgs};
 use tandem_server::tls::TlsErrorKind;
 use tandem_server::RunningServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A browser step (a match, a WebRTC connection) may take this long on a busy 2-core machine.
-const BROWSER_STEP: Duration = Duration::from_secs(30);
 
 /// Test args serving https with `ca`'s server certificate.
 fn tls_args(ca: &TestCa) -> ServeArgs {
@@ -153,24 +151,6 @@ async fn a_node_given_half_a_pair_or_a_key_that_does_not_fit_does_not_start() {
     );
 }
 
-/// A JavaScript string literal.
-fn js(text: &str) -> String {
-    serde_json::to_string(text).unwrap()
-}
-
-/// Fills the landing form for a video chat and presses Start.
-async fn start_video_chat(page: &Page) {
-    page.wait_for(
-        "the landing form",
-        "!document.getElementById('landing').hidden && window.tandem?.phase === 'landing'",
-        STEP,
-    )
-    .await;
-    page.click("#mode-video").await;
-    page.click("#adult").await;
-    page.click("#start").await;
-}
-
 #[actix_rt::test]
 async fn two_browsers_trusting_the_test_ca_video_chat_over_https_with_secure_cookies_and_hsts() {
     let ca = TestCa::new();
@@ -189,16 +169,9 @@ async fn two_browsers_trusting_the_test_ca_video_chat_over_https_with_secure_coo
         );
     }
 
-    start_video_chat(&alice).await;
-    start_video_chat(&bob).await;
-    for page in [&alice, &bob] {
-        page.wait_for(
-            "a match",
-            "window.tandem.phase === 'chatting'",
-            BROWSER_STEP,
-        )
-        .await;
-    }
+    start_chat(&alice, "video", &[]).await;
+    start_chat(&bob, "video", &[]).await;
+    all_chatting(&[&alice, &bob]).await;
     let chat = alice.eval("window.tandem.chat").await;
     assert_eq!(bob.eval("window.tandem.chat").await, chat);
     for page in [&alice, &bob] {

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use common::cdp::{Browser, Page};
 use common::steps::{
-    assert_no_problems, chat_id, js, log_contains, screenshot_path, send_message, start_chat,
-    BROWSER_STEP,
+    all_chatting, assert_no_problems, chat_id, js, log_contains, screenshot_path, send_message,
+    start_chat, BROWSER_STEP,
 };
 use common::{generous_args, http_get, http_get_with, start_server_with, Client, STEP};
 use tandem_proto::{ClientMsg, ServerMsg};
@@ -42,14 +42,7 @@ async fn video_chat_connects_two_browsers_and_next_reaches_a_third() {
 
     start_chat(&alice, "video", &[]).await;
     start_chat(&bob, "video", &[]).await;
-    for page in [&alice, &bob] {
-        page.wait_for(
-            "a match",
-            "window.tandem.phase === 'chatting'",
-            BROWSER_STEP,
-        )
-        .await;
-    }
+    all_chatting(&[&alice, &bob]).await;
     let first_chat = chat_id(&alice).await;
     assert_eq!(chat_id(&bob).await, first_chat, "both sides name one chat");
 
@@ -622,14 +615,7 @@ const REASONS: [&str; 7] = [
 async fn pair_in_text(a: &Page, b: &Page) -> String {
     start_chat(a, "text", &[]).await;
     start_chat(b, "text", &[]).await;
-    for page in [a, b] {
-        page.wait_for(
-            "a match",
-            "window.tandem.phase === 'chatting'",
-            BROWSER_STEP,
-        )
-        .await;
-    }
+    all_chatting(&[a, b]).await;
     let chat = chat_id(a).await;
     assert_eq!(chat_id(b).await, chat, "both sides name one chat");
     chat
@@ -1159,14 +1145,7 @@ async fn a_saved_chat_opens_from_its_link_in_a_fresh_page_and_is_deleted_with_it
     // A first chat, with bob, that must not end up in the log alice saves later.
     start_chat(&alice, "text", &["fruit", "chess"]).await;
     start_chat(&bob, "text", &["fruit"]).await;
-    for page in [&alice, &bob] {
-        page.wait_for(
-            "a match",
-            "window.tandem.phase === 'chatting'",
-            BROWSER_STEP,
-        )
-        .await;
-    }
+    all_chatting(&[&alice, &bob]).await;
     let first_chat = chat_id(&alice).await;
     say(&alice, &bob, "apples from alice").await;
     say(&bob, &alice, "apples from bob").await;

@@ -347,13 +347,18 @@ pub async fn http_request(
         .await
         .unwrap()
         .unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
+    parse_response(&response)
+}
+
+/// An HTTP/1.1 response as (status, head in lower case, body).
+pub fn parse_response(response: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(response).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .expect("status line");
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
     (status, head.to_ascii_lowercase(), body.to_owned())
 }
 
@@ -449,16 +454,7 @@ pub async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> Client 
         .await
         .expect("handshake timed out")
         .expect("handshake failed");
-    let mut client = Client {
-        ws,
-        codec: Codec::Json,
-        welcome: placeholder_welcome(),
-    };
-    match client.recv().await {
-        ServerMsg::Welcome(welcome) => client.welcome = welcome,
-        other => panic!("expected welcome first, got {other:?}"),
-    }
-    client
+    Client::welcomed(ws).await
 }
 
 /// Opens `/ws` with these headers: the open socket, or the refusal's HTTP status and body.

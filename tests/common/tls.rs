@@ -155,14 +155,7 @@ pub async fn https_get(addr: SocketAddr, ca: &TestCa, path: &str) -> (u16, Strin
     let _ = tokio::time::timeout(STEP, stream.read_to_end(&mut response))
         .await
         .expect("the response within the step timeout");
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    (status, head.to_ascii_lowercase(), body.to_owned())
+    super::parse_response(&response)
 }
 
 /// Opens `wss://addr/ws` over a connection that trusts only `ca` (from `source` when given)

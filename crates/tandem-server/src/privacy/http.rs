@@ -14,7 +14,7 @@ use super::{Policy, Privacy, Shared};
 use crate::moderation::identity::client_cookie;
 use crate::moderation::records::{utc, SavedLog};
 use crate::moderation::store::StoreError;
-use crate::web::{assets, secured};
+use crate::web::{assets, escape, secured};
 
 /// Registers the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -516,22 +516,6 @@ fn page(status: actix_web::HttpResponseBuilder, title: &str, body: &str) -> Http
         ))
         .content_type("text/html; charset=utf-8")
         .body(html)
-}
-
-/// Text fit for HTML, as an element's content or a quoted attribute.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ use std::sync::OnceLock;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 
+use super::escape;
+
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/locales.rs"));
 }
@@ -229,22 +231,6 @@ pub fn render(template: &str, locale: &Locale, all: &[Locale]) -> String {
         rest = &after[end + 2..];
     }
     out.push_str(rest);
-    out
-}
-
-/// Text as HTML (content or a quoted attribute).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
     out
 }
 

@@ -130,6 +130,22 @@ pub(crate) fn secured(mut response: HttpResponseBuilder) -> HttpResponseBuilder 
     response
 }
 
+/// Text fit for HTML, as an element's content or a quoted attribute.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A plain 404.
 pub(crate) fn not_found() -> HttpResponse {
     secured(HttpResponse::NotFound())
